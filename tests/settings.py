@@ -15,3 +15,7 @@ os.environ.setdefault("REGUI_VAR_DIR", tempfile.mkdtemp(prefix="regui-test-var-"
 from regui.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # noqa: S303  speed only
+
+# Tasks run inline in tests (enqueued on commit, like production); tests of real workers,
+# crashes and redelivery start their own worker and turn this off.
+CELERY_TASK_ALWAYS_EAGER = True

@@ -4,9 +4,11 @@ One model serves sync, scan and cleanup jobs so that progress, the jobs page, th
 and the reaper of abandoned jobs are written once.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -39,6 +41,8 @@ class Job(models.Model):
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The Celery task that runs the job, so that a lost or abandoned job can be sent again.
+    task_name = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -84,14 +88,34 @@ class Job(models.Model):
 
     def enqueue(self, task):
         """Send `task(job_id)` to the workers once the row is committed."""
+        if self.task_name != task.name:
+            self.task_name = task.name
+            self.save(update_fields=["task_name"])
         transaction.on_commit(lambda: task.delay(self.pk))
 
     def start(self):
+        """Claim the job for this worker; False if it is finished or another worker has it.
+
+        A job whose heartbeat went quiet (its worker died) may be claimed again, which is
+        how a redelivered task (acks late) takes over.
+        """
         now = timezone.now()
-        self.status, self.started_at, self.heartbeat_at = self.Status.RUNNING, now, now
-        self.attempts += 1
-        self.error = ""
-        self.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error"])
+        stale = now - timedelta(seconds=settings.REGUI_JOB_STALE_SECONDS)
+        claimable = Q(status=self.Status.QUEUED) | Q(
+            status=self.Status.RUNNING, heartbeat_at__lt=stale
+        )
+        claimed = (
+            Job.objects.filter(claimable, pk=self.pk).update(
+                status=self.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                attempts=F("attempts") + 1,
+                error="",
+            )
+            == 1
+        )
+        self.refresh_from_db()
+        return claimed
 
     def report_progress(self, done, total=None):
         self.progress_done = done

@@ -4,6 +4,7 @@ Every error is an ImproperlyConfigured with one readable line naming the variabl
 start-up stops with a message instead of running half-configured.
 """
 
+import ipaddress
 from urllib.parse import urlsplit
 
 import environ
@@ -75,3 +76,11 @@ def required(name):
 
 def string_list(name, default=""):
     return [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
+
+
+def networks(name, default=""):
+    """A comma-separated list of addresses or CIDR networks."""
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in string_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} holds a bad address or network: {exc}") from None

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from regui import env as conf
+from regui import security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(conf.env.str("REGUI_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -30,8 +31,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "django_prometheus",
     "axes",
     "accounts",
     "audit",
@@ -41,7 +44,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "regui.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "regui.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -51,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "regui.urls"
@@ -73,6 +80,7 @@ TEMPLATES = [
 
 DATABASES = {"default": conf.database(VAR_DIR / "regui.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6.0's default, taken now
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -101,6 +109,7 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"  # a page saying how long to wait
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = conf.env.str("TIME_ZONE", default="UTC")
@@ -141,6 +150,9 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+REGUI_CONTENT_SECURITY_POLICY = conf.env.str(
+    "REGUI_CONTENT_SECURITY_POLICY", default=security.CONTENT_SECURITY_POLICY
+)
 if conf.boolean("REGUI_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -167,22 +179,98 @@ CELERY_TASK_IGNORE_RESULT = True  # job rows carry the state, not a result backe
 CELERY_TASK_ALWAYS_EAGER = conf.boolean("REGUI_TASKS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running job whose heartbeat is older than this is taken to be abandoned by a dead worker.
+REGUI_JOB_STALE_SECONDS = conf.integer("REGUI_JOB_STALE_SECONDS", 900, minimum=30)
+# /metrics answers a bearer token when one is set, else only these networks.
+REGUI_METRICS_TOKEN = conf.env.str("REGUI_METRICS_TOKEN", default="")
+REGUI_METRICS_ALLOWED_NETWORKS = conf.networks("REGUI_METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
+# Audit events older than this many days are deleted; 0 keeps them for ever.
+REGUI_AUDIT_RETENTION_DAYS = conf.integer("REGUI_AUDIT_RETENTION_DAYS", 365)
+CELERY_BEAT_SCHEDULE = {
+    "recover-abandoned-jobs": {"task": "jobs.tasks.recover_abandoned_jobs", "schedule": 60.0},
+    "dispatch-due-syncs": {"task": "registries.tasks.dispatch_due_syncs", "schedule": 60.0},
+    "prune-audit-events": {"task": "audit.tasks.prune_audit_events", "schedule": 3600.0},
+    "rescan-images": {"task": "scanning.tasks.rescan_images", "schedule": 3600.0},
+}
 
+# Talking to registries: tight timeouts, bounded retries, and caps so that a hostile or broken
+# registry cannot exhaust memory (manifests are at most 4 MiB in distribution).
+REGUI_REGISTRY_CONNECT_TIMEOUT = conf.env.float("REGUI_REGISTRY_CONNECT_TIMEOUT", default=5.0)
+REGUI_REGISTRY_READ_TIMEOUT = conf.env.float("REGUI_REGISTRY_READ_TIMEOUT", default=30.0)
+REGUI_REGISTRY_MAX_BODY_BYTES = conf.integer(
+    "REGUI_REGISTRY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=65536
+)
+REGUI_REGISTRY_MAX_PAGES = conf.integer("REGUI_REGISTRY_MAX_PAGES", 1000, minimum=1)
+REGUI_REGISTRY_RETRIES = conf.integer("REGUI_REGISTRY_RETRIES", 3)
+REGUI_REGISTRY_MAX_RETRY_WAIT = conf.integer("REGUI_REGISTRY_MAX_RETRY_WAIT", 10)
+REGUI_REGISTRY_CATALOG_PAGE_SIZE = conf.integer("REGUI_REGISTRY_CATALOG_PAGE_SIZE", 1000, minimum=1)
+
+# Trivy (see .env.example): a local binary with a cache per worker process, or a Trivy server.
+REGUI_TRIVY_BIN = conf.env.str("REGUI_TRIVY_BIN", default="")
+REGUI_TRIVY_SERVER = conf.env.str("REGUI_TRIVY_SERVER", default="")
+REGUI_TRIVY_TOKEN = conf.env.str("REGUI_TRIVY_TOKEN", default="")
+REGUI_TRIVY_CACHE_DIR = conf.env.str("REGUI_TRIVY_CACHE_DIR", default=str(VAR_DIR / "trivy"))
+REGUI_TRIVY_SKIP_DB_UPDATE = conf.boolean("REGUI_TRIVY_SKIP_DB_UPDATE", False)
+REGUI_TRIVY_OFFLINE_SCAN = conf.boolean("REGUI_TRIVY_OFFLINE_SCAN", False)
+REGUI_TRIVY_DB_REPOSITORY = conf.env.str("REGUI_TRIVY_DB_REPOSITORY", default="")
+REGUI_TRIVY_TIMEOUT = conf.env.float("REGUI_TRIVY_TIMEOUT", default=600.0)
+# How long `POST /api/scan` with "wait": true holds the request before answering 202.
+REGUI_SCAN_WAIT_SECONDS = conf.integer("REGUI_SCAN_WAIT_SECONDS", 60, minimum=1)
+
+# The API: API tokens first so that an unauthenticated call is a 401 with WWW-Authenticate.
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "regui.rest.PageNumberPagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["regui.rest.AnonThrottle", "regui.rest.TokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": conf.env.str("REGUI_API_ANON_RATE", default="60/min"),
+        "token": conf.env.str("REGUI_API_TOKEN_RATE", default="600/min"),
+    },
+    "EXCEPTION_HANDLER": "regui.rest.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RegUI API",
     "DESCRIPTION": "Browse, clean up and scan Docker/OCI registries.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from the drf-spectacular-sidecar package, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "registries.models.Role"},
 }
 
+LOG_FORMAT = conf.env.str("REGUI_LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "regui.request_id.RequestIdLogFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "regui.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": conf.env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }

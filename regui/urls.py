@@ -1,8 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from regui import health, metrics
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("api/", include("regui.api_urls")),
     path("", include("scanning.urls")),

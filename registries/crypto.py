@@ -11,6 +11,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+UNDECRYPTABLE = (
+    "a stored registry secret cannot be decrypted with any key of REGUI_ENCRYPTION_KEYS "
+    "(was a key removed before rotate_encryption_keys ran?)"
+)
+
 
 class SecretDecryptionError(Exception):
     """The stored ciphertext cannot be opened with any configured key."""
@@ -31,7 +36,9 @@ def _fernet(keys):
 
 
 def fernet():
-    return _fernet(tuple(settings.REGUI_ENCRYPTION_KEYS))
+    # Blanks around commas ("key1, key2") are a common way to write the list; they are no key.
+    keys = (key.strip() for key in settings.REGUI_ENCRYPTION_KEYS)
+    return _fernet(tuple(key for key in keys if key))
 
 
 def encrypt(plaintext: str) -> str:
@@ -42,10 +49,7 @@ def decrypt(ciphertext: str) -> str:
     try:
         return fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise SecretDecryptionError(
-            "a stored registry secret cannot be decrypted with REGUI_ENCRYPTION_KEYS "
-            "(was a key removed before rotate_encryption_keys ran?)"
-        ) from None
+        raise SecretDecryptionError(UNDECRYPTABLE) from None
 
 
 def rotate(ciphertext: str) -> str:
@@ -53,4 +57,4 @@ def rotate(ciphertext: str) -> str:
     try:
         return fernet().rotate(ciphertext.encode()).decode()
     except InvalidToken:
-        raise SecretDecryptionError("a stored registry secret cannot be decrypted") from None
+        raise SecretDecryptionError(UNDECRYPTABLE) from None

@@ -47,7 +47,8 @@ def role_for(user, registry):
     roles = Membership.objects.filter(_membership_filter(user), registry=registry).values_list(
         "role", flat=True
     )
-    return max(roles, key=ROLE_RANK.__getitem__, default=None)
+    strongest = max(roles, key=ROLE_RANK.__getitem__, default=None)
+    return Role(strongest) if strongest else None
 
 
 def roles_by_registry(user):
@@ -61,7 +62,7 @@ def roles_by_registry(user):
         "registry_id", "role"
     ):
         if ROLE_RANK[role] > ROLE_RANK.get(roles.get(registry_id), 0):
-            roles[registry_id] = role
+            roles[registry_id] = Role(role)
     return roles
 
 

@@ -6,4 +6,5 @@ Each family of fixtures lives in its own module under tests/support/ and is list
 pytest_plugins = [
     "tests.support.registry_fixtures",
     "tests.support.trivy_fixtures",
+    "tests.support.personas",
 ]

@@ -20,8 +20,10 @@ def record(
     result=AuditEvent.Result.OK,
     message="",
 ):
-    if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user
+    if actor is None and request is not None:
+        # Requests that skipped the auth middleware (or an anonymous visitor) have no actor.
+        user = getattr(request, "user", None)
+        actor = user if user is not None and user.is_authenticated else None
     return AuditEvent.objects.create(
         action=action,
         actor=actor if actor is not None and actor.pk else None,

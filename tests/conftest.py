@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.registry_fixtures",
     "tests.support.trivy_fixtures",
     "tests.support.personas",
+    "tests.support.scanning_fixtures",
 ]

@@ -166,7 +166,10 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_queue_dir / "processed"),
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # An unacknowledged task (its worker died) is delivered again after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": conf.integer("REGUI_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -180,7 +183,7 @@ CELERY_TASK_ALWAYS_EAGER = conf.boolean("REGUI_TASKS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A running job whose heartbeat is older than this is taken to be abandoned by a dead worker.
-REGUI_JOB_STALE_SECONDS = conf.integer("REGUI_JOB_STALE_SECONDS", 900, minimum=30)
+REGUI_JOB_STALE_SECONDS = conf.integer("REGUI_JOB_STALE_SECONDS", 900, minimum=2)
 # /metrics answers a bearer token when one is set, else only these networks.
 REGUI_METRICS_TOKEN = conf.env.str("REGUI_METRICS_TOKEN", default="")
 REGUI_METRICS_ALLOWED_NETWORKS = conf.networks("REGUI_METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")

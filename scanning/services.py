@@ -128,7 +128,6 @@ def scan_results(manifest):
         **scan.counts(),
         "scanned_at": scan.finished_at,
         "db_updated_at": scan.db_updated_at,
-        "stale": scan.is_stale(current_db_updated_at()),
         "layers": layer_summaries(layer_scan, image),
     }
 

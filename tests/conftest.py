@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.trivy_fixtures",
     "tests.support.personas",
     "tests.support.scanning_fixtures",
+    "tests.support.sync_fixtures",
 ]

@@ -1,0 +1,718 @@
+"""Copy a registry's repositories, tags and manifests into PostgreSQL, fetching only what changed.
+
+Manifests and config blobs are immutable by digest, so a tag whose stored digest is still
+current costs one conditional GET (304), and only digests never seen before are fetched with
+their config blobs. HTTP runs in a bounded thread pool; every database write happens on the
+calling thread, one transaction per repository, writing only the differences.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from jobs.models import Job
+from registries.client import (
+    INDEX_MEDIA_TYPES,
+    NotFound,
+    ProtocolError,
+    RegistryClient,
+    RegistryError,
+)
+from registries.models import IndexChild, Manifest, Registry, Repository, Tag
+
+logger = logging.getLogger(__name__)
+
+ATTESTATION_TYPE_ANNOTATION = "vnd.docker.reference.type"
+ATTESTATION_MANIFEST = "attestation-manifest"
+PROGRESS_INTERVAL_SECONDS = 1.0
+BATCH_SIZE = 500
+
+
+# Parsing (pure functions)
+
+
+@dataclass
+class ChildEntry:
+    digest: str
+    media_type: str
+    os: str = ""
+    architecture: str = ""
+    variant: str = ""
+    is_attestation: bool = False
+    position: int = 0
+
+    @property
+    def platform(self):
+        return "/".join(part for part in (self.os, self.architecture, self.variant) if part)
+
+
+@dataclass
+class ParsedManifest:
+    digest: str
+    media_type: str
+    raw: str
+    is_index: bool = False
+    layers: list = field(default_factory=list)
+    config_digest: str = ""
+    config_size: int = 0
+    size_bytes: int = 0
+    created: object = None
+    os: str = ""
+    architecture: str = ""
+    variant: str = ""
+    labels: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    platforms: list = field(default_factory=list)
+    children: list = field(default_factory=list)
+    is_attestation: bool = False
+
+    def blob_sizes(self):
+        blobs = {layer["digest"]: layer["size"] for layer in self.layers}
+        if self.config_digest:
+            blobs[self.config_digest] = self.config_size
+        return blobs
+
+
+def _descriptor(value, what):
+    """A descriptor's (digest, size, media type), refusing anything malformed."""
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is not a descriptor")
+    digest, size = value.get("digest"), value.get("size")
+    if not isinstance(digest, str) or not isinstance(size, int) or size < 0:
+        raise ProtocolError(f"{what} has no valid digest and size")
+    media_type = value.get("mediaType", "")
+    return digest, size, media_type if isinstance(media_type, str) else ""
+
+
+def parse_manifest(fetched):
+    """A FetchedManifest → ParsedManifest with layers and sizes (config details come later)."""
+    try:
+        document = json.loads(fetched.content)
+    except ValueError as error:
+        raise ProtocolError(f"manifest {fetched.digest} is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ProtocolError(f"manifest {fetched.digest} is not a JSON object")
+    parsed = ParsedManifest(
+        digest=fetched.digest,
+        media_type=fetched.media_type,
+        raw=fetched.content.decode("utf-8", errors="replace"),
+    )
+    if fetched.media_type in INDEX_MEDIA_TYPES or "manifests" in document:
+        parsed.is_index = True
+        parsed.children = _index_children(document, fetched.digest)
+        return parsed
+    if "config" in document:
+        digest, size, _ = _descriptor(document["config"], f"config of {fetched.digest}")
+        parsed.config_digest, parsed.config_size = digest, size
+    for number, layer in enumerate(document.get("layers") or []):
+        digest, size, media_type = _descriptor(layer, f"layer {number} of {fetched.digest}")
+        parsed.layers.append({"digest": digest, "size": size, "media_type": media_type})
+    parsed.size_bytes = sum(parsed.blob_sizes().values())
+    return parsed
+
+
+def _index_children(document, digest):
+    entries = document.get("manifests") or []
+    if not isinstance(entries, list):
+        raise ProtocolError(f"index {digest} has no manifest list")
+    children = []
+    for position, entry in enumerate(entries):
+        child_digest, _, media_type = _descriptor(entry, f"entry {position} of index {digest}")
+        platform = entry.get("platform") if isinstance(entry.get("platform"), dict) else {}
+        annotations = entry.get("annotations") if isinstance(entry.get("annotations"), dict) else {}
+        children.append(
+            ChildEntry(
+                digest=child_digest,
+                media_type=media_type,
+                os=str(platform.get("os", "")),
+                architecture=str(platform.get("architecture", "")),
+                variant=str(platform.get("variant", "")),
+                is_attestation=annotations.get(ATTESTATION_TYPE_ANNOTATION) == ATTESTATION_MANIFEST,
+                position=position,
+            )
+        )
+    return children
+
+
+def parse_created(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return None
+    # Go's zero time marks "unknown" in some builders; never let it pass for a date.
+    if moment is None or moment.year <= 1:
+        return None
+    return moment
+
+
+def apply_config(parsed, config):
+    """Fill created, platform and labels from the image's config blob."""
+    if not isinstance(config, dict):
+        raise ProtocolError(f"config of {parsed.digest} is not a JSON object")
+    parsed.config = config
+    parsed.created = parse_created(config.get("created"))
+    parsed.os = str(config.get("os", ""))
+    parsed.architecture = str(config.get("architecture", ""))
+    parsed.variant = str(config.get("variant", ""))
+    details = config.get("config") if isinstance(config.get("config"), dict) else {}
+    labels = details.get("Labels")
+    parsed.labels = labels if isinstance(labels, dict) else {}
+    platform = "/".join(p for p in (parsed.os, parsed.architecture, parsed.variant) if p)
+    parsed.platforms = [platform] if platform else []
+
+
+def summarize_index(index, children):
+    """An index's size (its platform children's distinct blobs), platforms and created date.
+
+    `children` maps digest → ParsedManifest or Manifest for every child known so far.
+    """
+    blobs, created, platforms = {}, [], []
+    for entry in index.children:
+        if entry.is_attestation:
+            continue
+        platforms.append(entry.platform)
+        child = children.get(entry.digest)
+        if child is None:
+            continue
+        blobs.update(child.blob_sizes())
+        if child.created:
+            created.append(child.created)
+    index.size_bytes = sum(blobs.values())
+    index.platforms = platforms
+    index.created = max(created) if created else None
+
+
+# Fetching (worker threads; no database access here)
+
+
+class ManifestFetcher:
+    """Fetches each new digest once, with its config blob, or its children for an index."""
+
+    def __init__(self, client, known_digests):
+        self.client = client
+        self.known = known_digests
+        self.fetched = {}  # digest -> ParsedManifest not yet written
+        self._claims = {}  # digest -> Event set when its fetch ended
+        self._lock = threading.Lock()
+
+    def tag(self, repository, tag, stored_digest=None):
+        """(tag, digest) of a tag; digest None when the stored digest is still current."""
+        fetched = self.client.manifest(repository, tag, if_none_match=stored_digest)
+        if fetched is None:
+            return tag, None
+        self._ingest(repository, fetched.digest, fetched)
+        return tag, fetched.digest
+
+    def take(self, digest):
+        """The new manifests a digest needs written (itself and its children), children first.
+
+        They count as known from here on: the caller writes them, or fails the whole run.
+        """
+        with self._lock:
+            parsed = self.fetched.pop(digest, None)
+            if parsed is None:
+                return []
+            children = [self.fetched.pop(child.digest, None) for child in parsed.children]
+            taken = [child for child in children if child is not None] + [parsed]
+            self.known.update(item.digest for item in taken)
+        return taken
+
+    def _ingest(self, repository, digest, fetched=None, entry=None):
+        if not self._claim(digest):
+            return
+        try:
+            if fetched is None:
+                fetched = self.client.manifest(repository, digest)
+            parsed = parse_manifest(fetched)
+            parsed.is_attestation = bool(entry and entry.is_attestation)
+            if parsed.is_index and entry is None:
+                for child in parsed.children:
+                    self._ingest(repository, child.digest, entry=child)
+            elif parsed.config_digest and not parsed.is_attestation and not parsed.is_index:
+                apply_config(parsed, self.client.blob_json(repository, parsed.config_digest))
+            with self._lock:
+                self.fetched[digest] = parsed
+        finally:
+            with self._lock:
+                self._claims.pop(digest).set()
+
+    def _claim(self, digest):
+        """True if this thread should fetch the digest; else wait for whoever does."""
+        with self._lock:
+            if digest in self.known or digest in self.fetched:
+                return False
+            event = self._claims.get(digest)
+            if event is None:
+                self._claims[digest] = threading.Event()
+                return True
+        event.wait()
+        with self._lock:
+            if digest not in self.fetched and digest not in self.known:
+                raise RegistryError(f"manifest {digest} could not be fetched")
+        return False
+
+
+# Writing (calling thread, one transaction per repository)
+
+
+@dataclass
+class RepositoryChanges:
+    """What a sync or a notification found for one repository."""
+
+    name: str
+    tags: dict = field(default_factory=dict)  # tag -> digest to store
+    removed_tags: set = field(default_factory=set)
+    removed_digests: set = field(default_factory=set)
+    manifests: list = field(default_factory=list)  # new ParsedManifests, children first
+
+
+@dataclass
+class Counts:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    new_digests: set = field(default_factory=set)
+
+    def add(self, other):
+        self.added += other.added
+        self.changed += other.changed
+        self.removed += other.removed
+        self.new_digests |= other.new_digests
+
+
+def write_repository(registry, changes, now=None):
+    """Apply one repository's changes in one transaction; returns Counts."""
+    now = now or timezone.now()
+    counts = Counts()
+    with transaction.atomic():
+        repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
+        created_digests = save_manifests(registry, changes.manifests)
+        ids = dict(
+            Manifest.objects.filter(
+                registry=registry, digest__in=set(changes.tags.values())
+            ).values_list("digest", "id")
+        )
+        current = {tag.name: tag for tag in repository.tags.select_related("manifest")}
+        to_create, to_update = [], []
+        for name, digest in changes.tags.items():
+            if digest not in ids:
+                raise RegistryError(f"{changes.name}:{name} points at {digest}, which is missing")
+            tag = current.get(name)
+            if tag is None:
+                to_create.append(
+                    Tag(repository=repository, name=name, manifest_id=ids[digest], updated_at=now)
+                )
+            elif tag.manifest.digest != digest:
+                tag.manifest_id, tag.updated_at = ids[digest], now
+                to_update.append(tag)
+        removed = {
+            tag.pk
+            for name, tag in current.items()
+            if name not in changes.tags
+            and (name in changes.removed_tags or tag.manifest.digest in changes.removed_digests)
+        }
+        Tag.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+        Tag.objects.bulk_update(to_update, ["manifest", "updated_at"], batch_size=BATCH_SIZE)
+        if removed:
+            Tag.objects.filter(pk__in=removed).delete()
+        counts.added, counts.changed, counts.removed = len(to_create), len(to_update), len(removed)
+        counts.new_digests = created_digests & set(changes.tags.values())
+        if counts.added or counts.changed or counts.removed or repository.synced_at is None:
+            refresh_repository_totals(repository)
+        repository.synced_at = now
+        repository.save(update_fields=["tag_count", "size_bytes", "last_created", "synced_at"])
+    return counts
+
+
+def save_manifests(registry, parsed_manifests):
+    """Insert manifests not stored yet (children before their index); returns created digests."""
+    if not parsed_manifests:
+        return set()
+    digests = {parsed.digest for parsed in parsed_manifests}
+    stored = set(
+        Manifest.objects.filter(registry=registry, digest__in=digests).values_list(
+            "digest", flat=True
+        )
+    )
+    new = [parsed for parsed in parsed_manifests if parsed.digest not in stored]
+    indexes = [parsed for parsed in new if parsed.is_index]
+    if indexes:
+        children = {parsed.digest: parsed for parsed in new if not parsed.is_index}
+        missing = {c.digest for i in indexes for c in i.children} - set(children)
+        stored_children = Manifest.objects.filter(registry=registry, digest__in=missing)
+        children.update((row.digest, row) for row in stored_children)
+        for index in indexes:
+            summarize_index(index, children)
+    Manifest.objects.bulk_create(
+        [_manifest_row(registry, parsed) for parsed in new],
+        batch_size=BATCH_SIZE,
+        ignore_conflicts=True,  # a notification may have stored the same digest meanwhile
+    )
+    if indexes:
+        _save_index_children(registry, indexes)
+    return {parsed.digest for parsed in new}
+
+
+def _manifest_row(registry, parsed):
+    return Manifest(
+        registry=registry,
+        digest=parsed.digest,
+        media_type=parsed.media_type[:100],
+        is_index=parsed.is_index,
+        size_bytes=parsed.size_bytes,
+        config_digest=parsed.config_digest,
+        config_size=parsed.config_size,
+        created=parsed.created,
+        os=parsed.os[:50],
+        architecture=parsed.architecture[:50],
+        variant=parsed.variant[:50],
+        platforms=parsed.platforms,
+        layers=parsed.layers,
+        labels=parsed.labels,
+        config=parsed.config,
+        raw=parsed.raw,
+    )
+
+
+def _save_index_children(registry, indexes):
+    digests = {index.digest for index in indexes}
+    digests |= {child.digest for index in indexes for child in index.children}
+    ids = dict(
+        Manifest.objects.filter(registry=registry, digest__in=digests).values_list("digest", "id")
+    )
+    already = set(
+        IndexChild.objects.filter(index_id__in=[ids[i.digest] for i in indexes]).values_list(
+            "index_id", flat=True
+        )
+    )
+    rows = [
+        IndexChild(
+            index_id=ids[index.digest],
+            child_id=ids.get(child.digest),
+            digest=child.digest,
+            media_type=child.media_type[:100],
+            os=child.os[:50],
+            architecture=child.architecture[:50],
+            variant=child.variant[:50],
+            is_attestation=child.is_attestation,
+            position=child.position,
+        )
+        for index in indexes
+        if ids[index.digest] not in already
+        for child in index.children
+    ]
+    IndexChild.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+
+
+def refresh_repository_totals(repository):
+    """tag_count, size (distinct blobs: a layer shared by tags counts once), newest created."""
+    tagged_ids = set(repository.tags.values_list("manifest_id", flat=True))
+    child_ids = set(
+        IndexChild.objects.filter(
+            index_id__in=tagged_ids, is_attestation=False, child__isnull=False
+        ).values_list("child_id", flat=True)
+    )
+    blobs, newest = {}, None
+    rows = Manifest.objects.filter(pk__in=tagged_ids | child_ids).only(
+        "is_index", "layers", "config_digest", "config_size", "created"
+    )
+    for manifest in rows:
+        if not manifest.is_index:
+            blobs.update(manifest.blob_sizes())
+        if manifest.created and (newest is None or manifest.created > newest):
+            newest = manifest.created
+    repository.tag_count = repository.tags.count()
+    repository.size_bytes = sum(blobs.values())
+    repository.last_created = newest
+
+
+def delete_orphan_manifests(registry):
+    """Manifests no tag reaches (directly or as a child of a tagged index)."""
+    deleted, _ = (
+        Manifest.objects.filter(registry=registry, tags__isnull=True)
+        .exclude(parents__index__tags__isnull=False)
+        .delete()
+    )
+    return deleted
+
+
+# The sync
+
+
+@dataclass
+class _RepositoryRun:
+    name: str
+    stored: dict  # tag -> digest in the cache
+    listed: set | None = None
+    pending: int = 0
+    found: dict = field(default_factory=dict)  # tag -> new digest
+
+
+class RegistrySync:
+    def __init__(self, registry, client, job=None):
+        self.registry = registry
+        self.client = client
+        self.job = job
+        self.counts = Counts()
+        self.repositories_done = 0
+        self.tags_seen = 0
+        self._last_progress = 0.0
+
+    def run(self):
+        names = self._repository_names()
+        self._progress(total=len(names), force=True)
+        known = set(
+            Manifest.objects.filter(registry=self.registry).values_list("digest", flat=True)
+        )
+        self.fetcher = ManifestFetcher(self.client, known)
+        workers = max(1, self.registry.max_concurrency)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regui-sync")
+        try:
+            self._fetch_and_write(pool, names, in_flight=2 * workers)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        removed = Repository.objects.filter(registry=self.registry).exclude(name__in=names)
+        self.counts.removed += Tag.objects.filter(repository__in=removed).count()
+        removed.delete()
+        orphans = delete_orphan_manifests(self.registry)
+        return self.result(orphans_deleted=orphans)
+
+    def result(self, **extra):
+        return {
+            "repositories": self.repositories_done,
+            "tags": self.tags_seen,
+            "added": self.counts.added,
+            "changed": self.counts.changed,
+            "removed": self.counts.removed,
+            "new_digests": len(self.counts.new_digests),
+            "requests": self.client.requests_made,
+            **extra,
+        }
+
+    def _repository_names(self):
+        if self.registry.catalog_mode == Registry.CatalogMode.LIST:
+            return sorted(set(self.registry.configured_repositories()))
+        return sorted(set(self.client.catalog()))
+
+    def _fetch_and_write(self, pool, names, in_flight):
+        queue = collections.deque(names)
+        active = {}  # future -> (_RepositoryRun, tag or None for the tag list)
+        while queue or active:
+            while queue and len(active) < in_flight:
+                name = queue.popleft()
+                run = _RepositoryRun(name, self._stored_tags(name))
+                active[pool.submit(self._tag_list, run.name)] = (run, None)
+            done, _ = wait(active, return_when=FIRST_COMPLETED)
+            for future in done:
+                run, tag = active.pop(future)
+                if tag is None:
+                    run.listed = set(future.result())
+                    for name in run.listed:
+                        stored = run.stored.get(name)
+                        active[pool.submit(self._tag, run.name, name, stored)] = (run, name)
+                    run.pending = len(run.listed)
+                else:
+                    name, digest = future.result()
+                    run.pending -= 1
+                    if digest == "":
+                        run.listed.discard(name)  # deleted since the list was read
+                    elif digest:
+                        run.found[name] = digest
+                if run.listed is not None and run.pending == 0:
+                    self._write(run)
+
+    def _tag_list(self, repository):
+        try:
+            return self.client.tags(repository)
+        except NotFound:
+            return []  # listed in the catalog, but its last tag is gone
+
+    def _tag(self, repository, tag, stored_digest):
+        try:
+            return self.fetcher.tag(repository, tag, stored_digest)
+        except NotFound:
+            return tag, ""
+
+    def _stored_tags(self, name):
+        return dict(
+            Tag.objects.filter(repository__registry=self.registry, repository__name=name)
+            .values_list("name", "manifest__digest")
+            .iterator()
+        )
+
+    def _write(self, run):
+        manifests = []
+        for digest in set(run.found.values()):
+            manifests.extend(self.fetcher.take(digest))
+        changes = RepositoryChanges(
+            name=run.name,
+            tags=run.found,
+            removed_tags=set(run.stored) - run.listed,
+            manifests=manifests,
+        )
+        counts = write_repository(self.registry, changes)
+        self.counts.add(counts)
+        self.repositories_done += 1
+        self.tags_seen += len(run.listed)
+        self._progress()
+
+    def _progress(self, total=None, force=False):
+        if self.job is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_progress >= PROGRESS_INTERVAL_SECONDS:
+            self._last_progress = now
+            self.job.report_progress(self.repositories_done, total)
+
+
+def sync_registry(registry, job=None):
+    """Bring the cache of one registry up to date; returns the result counts.
+
+    A failure marks the registry unhealthy and re-raises; repositories written before it keep
+    their new state, all others their previous one.
+    """
+    started = time.monotonic()
+    with RegistryClient(registry) as client:
+        run = RegistrySync(registry, client, job)
+        try:
+            result = run.run()
+        except RegistryError as error:
+            registry.mark_unhealthy(f"Sync failed: {error}")
+            if job is not None:
+                job.result = run.result(duration_seconds=round(time.monotonic() - started, 3))
+            raise
+    result["duration_seconds"] = round(time.monotonic() - started, 3)
+    registry.last_synced_at = timezone.now()
+    registry.save(update_fields=["last_synced_at"])
+    registry.mark_healthy()
+    if job is not None:
+        job.report_progress(run.repositories_done)
+    scan_new_digests(registry, run.counts.new_digests)
+    return result
+
+
+def request_sync(registry, *, user=None):
+    """The registry's active sync job, or a new one enqueued once this transaction commits."""
+    from registries.tasks import sync_registry_task
+
+    active = Job.objects.filter(kind=Job.Kind.SYNC, registry=registry, status__in=Job.ACTIVE)
+    job = active.first()
+    if job is not None:
+        return job
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                kind=Job.Kind.SYNC, registry=registry, target=registry.name, created_by=user
+            )
+    except IntegrityError:
+        return active.get()  # another request created it a moment ago
+    job.enqueue(sync_registry_task)
+    return job
+
+
+def run_sync_job(job):
+    """The work of a sync job (the task's body): the job's registry, synced."""
+    return sync_registry(job.registry, job)
+
+
+# Notifications
+
+
+class BadEnvelope(ValueError):
+    pass
+
+
+def parse_envelope(envelope):
+    """{repository: {"push": {tag}, "delete_tags": {tag}, "delete_digests": {digest}}}."""
+    events = envelope.get("events") if isinstance(envelope, dict) else None
+    if not isinstance(events, list):
+        raise BadEnvelope('the body has no "events" list')
+    wanted = collections.defaultdict(
+        lambda: {"push": set(), "delete_tags": set(), "delete_digests": set()}
+    )
+    for number, event in enumerate(events):
+        target = event.get("target") if isinstance(event, dict) else None
+        if not isinstance(target, dict) or not isinstance(target.get("repository"), str):
+            raise BadEnvelope(f"event {number} has no target repository")
+        action, repository = event.get("action"), target["repository"]
+        tag, digest = target.get("tag") or "", target.get("digest") or ""
+        if action == "push" and tag:
+            wanted[repository]["push"].add(tag)
+            wanted[repository]["delete_tags"].discard(tag)
+        elif action == "delete" and tag:
+            wanted[repository]["delete_tags"].add(tag)
+            wanted[repository]["push"].discard(tag)
+        elif action == "delete" and digest:
+            wanted[repository]["delete_digests"].add(digest)
+        # Pulls, and pushes of blobs or untagged children, change nothing we show.
+    return dict(wanted)
+
+
+def apply_notification(registry, envelope):
+    """Update the cache from a notification envelope at once; returns the counts."""
+    wanted = parse_envelope(envelope)
+    counts = Counts()
+    if not wanted:
+        return _notification_result(counts)
+    known = set(Manifest.objects.filter(registry=registry).values_list("digest", flat=True))
+    with RegistryClient(registry) as client:
+        fetcher = ManifestFetcher(client, known)
+        for repository, actions in sorted(wanted.items()):
+            changes = RepositoryChanges(
+                name=repository,
+                removed_tags=set(actions["delete_tags"]),
+                removed_digests=set(actions["delete_digests"]),
+            )
+            for tag in sorted(actions["push"]):
+                try:
+                    _, digest = fetcher.tag(repository, tag)
+                except NotFound:
+                    changes.removed_tags.add(tag)  # deleted again before we looked
+                    continue
+                changes.tags[tag] = digest
+            for digest in set(changes.tags.values()):
+                changes.manifests.extend(fetcher.take(digest))
+            counts.add(write_repository(registry, changes))
+    if counts.removed:
+        delete_orphan_manifests(registry)
+    scan_new_digests(registry, counts.new_digests)
+    return _notification_result(counts)
+
+
+def _notification_result(counts):
+    return {
+        "added": counts.added,
+        "changed": counts.changed,
+        "removed": counts.removed,
+        "new_digests": sorted(counts.new_digests),
+    }
+
+
+def scan_new_digests(registry, digests):
+    """Hand digests seen for the first time to the scanner, when the registry asks for it."""
+    if not digests or not registry.scan_new_images:
+        return
+    try:
+        from scanning import services
+    except ImportError:
+        return
+    hook = getattr(services, "scan_new_digests", None)
+    if hook is None:
+        return
+    try:
+        hook(registry, sorted(digests))
+    except Exception:
+        # The cache is written already; a scan that cannot be queued must not undo the sync.
+        logger.exception("could not queue scans of new digests of %s", registry)

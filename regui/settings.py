@@ -80,7 +80,6 @@ TEMPLATES = [
 
 DATABASES = {"default": conf.database(VAR_DIR / "regui.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6.0's default, taken now
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -393,3 +393,37 @@ def wait_for_job(job, seconds, poll=0.25):
         time.sleep(poll)
         job.refresh_from_db()
     return job
+
+
+# -- the findings page ------------------------------------------------------------------------
+
+
+def filter_findings(findings, *, severities=(), fixable_only=False, package="", text=""):
+    """The findings page's filters, applied in the database."""
+    if severities:
+        findings = findings.filter(severity__in=severities)
+    if fixable_only:
+        findings = findings.exclude(fixed_version="")
+    if package:
+        findings = findings.filter(package__icontains=package)
+    if text:
+        findings = findings.filter(
+            Q(vulnerability_id__icontains=text)
+            | Q(title__icontains=text)
+            | Q(package__icontains=text)
+        )
+    return sort_findings(findings)
+
+
+def group_by_layer(findings, manifest):
+    """[(layer, findings)] in the image's layer order; `layer` has digest, size and number."""
+    layers = manifest.layers if manifest is not None else []
+    groups = {
+        layer["digest"]: ({**layer, "number": number}, [])
+        for number, layer in enumerate(layers, start=1)
+    }
+    for finding in findings:
+        digest = finding.layer_digest or "unknown"
+        groups.setdefault(digest, ({"digest": digest, "size": None, "number": None}, []))
+        groups[digest][1].append(finding)
+    return [group for group in groups.values() if group[1]]

@@ -660,15 +660,34 @@ def parse_envelope(envelope):
     return dict(wanted)
 
 
+class StoredDigests:
+    """Set-like "is this digest cached?" asking the database per digest.
+
+    For notifications, which touch a few digests: loading every digest of a large registry
+    per event would cost more than the event. Used on the calling thread only.
+    """
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.added = set()
+
+    def __contains__(self, digest):
+        return digest in self.added or (
+            Manifest.objects.filter(registry=self.registry, digest=digest).exists()
+        )
+
+    def update(self, digests):
+        self.added.update(digests)
+
+
 def apply_notification(registry, envelope):
     """Update the cache from a notification envelope at once; returns the counts."""
     wanted = parse_envelope(envelope)
     counts = Counts()
     if not wanted:
         return _notification_result(counts)
-    known = set(Manifest.objects.filter(registry=registry).values_list("digest", flat=True))
     with RegistryClient(registry) as client:
-        fetcher = ManifestFetcher(client, known)
+        fetcher = ManifestFetcher(client, StoredDigests(registry))
         for repository, actions in sorted(wanted.items()):
             changes = RepositoryChanges(
                 name=repository,

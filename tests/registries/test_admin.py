@@ -5,9 +5,10 @@ import logging
 import time
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -319,6 +320,21 @@ def test_connection_to_a_registry_that_never_answers_times_out(
     [(level, text)] = messages_of(response)
     assert level == "error"
     assert "did not answer within 1 s" in text
+
+
+def test_connection_with_an_undecryptable_secret_says_so(admin_session, registry):
+    with override_settings(REGUI_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
+        row = make_registry(url=registry.url, username="robot", secret=SECRET)
+
+    response = admin_session.post(
+        reverse("admin:registries_registry_test_connection", args=[row.pk])
+    )
+
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert "cannot be decrypted with any key of REGUI_ENCRYPTION_KEYS" in text
+    row.refresh_from_db()
+    assert row.health == "error"
 
 
 def test_the_change_page_offers_the_buttons(admin_session):

@@ -1,6 +1,10 @@
 """Registry secrets at rest: ciphertext in the database, rotation, wrong keys, no leaks."""
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -146,3 +150,33 @@ def test_the_secret_is_not_in_repr_or_str(caplog):
     for text in (repr(registry), str(registry), caplog.text):
         assert SECRET not in text
         assert registry.secret_ciphertext not in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_exits_non_zero_with_one_readable_line():
+    with override_settings(REGUI_ENCRYPTION_KEYS=[OTHER_KEY]):
+        make_registry("lost")
+    database = connection.settings_dict
+    environment = {
+        key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"
+    }
+    environment.update(
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}",
+        REGUI_ENCRYPTION_KEYS=f"{NEW_KEY},{OLD_KEY}",
+    )
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "rotate_encryption_keys"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: the secret of registry 'lost' cannot be decrypted with any key of "
+        "REGUI_ENCRYPTION_KEYS; nothing was changed"
+    ]

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.runner import run_job
-from registries import sync
+from registries import cleanup, sync
 from registries.client import RegistryUnavailable
 from registries.models import Registry
 
@@ -36,3 +36,9 @@ def dispatch_due_syncs():
             continue
         started.append(sync.request_sync(registry).pk)
     return started
+
+
+@shared_task(bind=True, ignore_result=True)
+def cleanup_registry_task(self, job_id):
+    # No automatic retry: a half-done cleanup is reported per tag, never silently repeated.
+    return run_job(self, job_id, cleanup.run_cleanup_job)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("api/", include("regui.api_urls")),
+    path("jobs/", include("jobs.urls")),
     path("", include("scanning.urls")),
     path("", include("registries.urls")),
 ]

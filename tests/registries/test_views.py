@@ -1,0 +1,145 @@
+"""The browsing pages: what each role sees, and that they read only the cache."""
+
+import datetime as dt
+import html
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from registries.models import Tag
+from tests.support.cache_rows import image_manifest, index_manifest, repository_with_tags
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team_app(registry_a):
+    """registry-a's team/app: 1.9, 1.10 and latest (latest shares 1.10's digest)."""
+    old = image_manifest(registry_a, "old", created=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    new = image_manifest(registry_a, "new", created=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
+    return repository_with_tags(registry_a, "team/app", {"1.9": old, "1.10": new, "latest": new})
+
+
+def tag_names(response):
+    return [row["tag"].name for row in response.context["rows"]]
+
+
+def test_dashboard_lists_only_visible_registries(client_for, registry_a, registry_b, team_app):
+    page = client_for("carol").get(reverse("dashboard")).content.decode()
+    assert "registry-a" in page
+    assert "registry-b" not in page
+
+
+def test_dashboard_sync_button_is_for_operators(client_for, team_app):
+    assert "Sync now" not in client_for("carol").get(reverse("dashboard")).content.decode()
+    assert "Sync now" in client_for("bob").get(reverse("dashboard")).content.decode()
+
+
+def test_outsider_gets_404_for_a_registry(client_for, registry_a, team_app):
+    client = client_for("mallory")
+    assert client.get(reverse("registry", args=[registry_a.pk])).status_code == 404
+    url = reverse("repository", args=[registry_a.pk, "team/app"])
+    assert client.get(url).status_code == 404
+
+
+def test_anonymous_is_sent_to_login(client_for, registry_a):
+    response = client_for("anonymous").get(reverse("registry", args=[registry_a.pk]))
+    assert response.status_code == 302
+    assert "/login" in response["Location"]
+
+
+def test_tag_name_sort_is_numeric_aware(client_for, registry_a, team_app):
+    url = reverse("repository", args=[registry_a.pk, "team/app"])
+    response = client_for("carol").get(url, {"sort": "name"})
+    assert tag_names(response) == ["1.9", "1.10", "latest"]
+    response = client_for("carol").get(url, {"sort": "-name"})
+    assert tag_names(response) == ["latest", "1.10", "1.9"]
+
+
+def test_tag_sort_by_created_and_siblings(client_for, registry_a, team_app):
+    url = reverse("repository", args=[registry_a.pk, "team/app"])
+    response = client_for("carol").get(url, {"sort": "created"})
+    assert tag_names(response)[0] == "1.9"
+    rows = {row["tag"].name: row for row in response.context["rows"]}
+    assert rows["1.10"]["siblings"] == ["latest"]
+    assert rows["1.9"]["siblings"] == []
+
+
+def test_htmx_sort_returns_only_the_table(client_for, registry_a, team_app):
+    url = reverse("repository", args=[registry_a.pk, "team/app"])
+    response = client_for("carol").get(
+        url, {"sort": "name"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="tag-table"
+    )
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="tag-table"')
+    assert "<nav" not in page.split("pagination")[0]
+
+
+def test_viewer_sees_no_delete_and_a_forged_post_is_403(client_for, registry_a, team_app):
+    client = client_for("carol")
+    page = client.get(reverse("repository", args=[registry_a.pk, "team/app"])).content.decode()
+    assert 'data-action="delete"' not in page
+    response = client.post(reverse("tag-delete", args=[registry_a.pk, "team/app", "1.9"]))
+    assert response.status_code == 403
+    assert Tag.objects.filter(repository=team_app, name="1.9").exists()
+
+
+def test_delete_confirmation_names_every_sibling(client_for, registry_a, team_app):
+    url = reverse("tag-delete", args=[registry_a.pk, "team/app", "latest"])
+    page = client_for("bob").get(url).content.decode()
+    assert "team/app:latest" in page
+    assert "team/app:1.10" in page
+
+
+def test_cleanup_is_for_registry_admins(client_for, registry_a, team_app):
+    url = reverse("cleanup", args=[registry_a.pk])
+    assert client_for("bob").get(url).status_code == 403
+    assert client_for("alice").get(url).status_code == 200
+
+
+def test_cleanup_form_rejects_a_bad_regex(client_for, registry_a, team_app):
+    response = client_for("alice").post(
+        reverse("cleanup", args=[registry_a.pk]),
+        {"syntax": "regex", "repository_pattern": "team/(", "tag_pattern": ".*"},
+    )
+    assert response.status_code == 200
+    assert "not a valid regular expression" in response.content.decode()
+    assert "plan" not in response.context
+
+
+def test_cleanup_preview_deletes_nothing(client_for, registry_a, team_app):
+    response = client_for("alice").post(
+        reverse("cleanup", args=[registry_a.pk]),
+        {"syntax": "glob", "repository_pattern": "*", "tag_pattern": "*", "protected": ""},
+    )
+    assert response.context["plan"].tag_count == 3
+    assert Tag.objects.filter(repository=team_app).count() == 3
+
+
+def test_image_page_of_an_index_switches_platform(client_for, registry_a):
+    amd = image_manifest(registry_a, "amd", arch="amd64")
+    arm = image_manifest(registry_a, "arm", arch="arm64")
+    index = index_manifest(registry_a, "multi", [amd, arm])
+    repository_with_tags(registry_a, "multi", {"v1": index})
+    url = reverse("image-tag", args=[registry_a.pk, "multi", "v1"])
+    client = client_for("carol")
+    assert client.get(url).context["shown"] == amd
+    response = client.get(url, {"platform": "linux/arm64"})
+    assert response.context["shown"] == arm
+    raw = client.get(reverse("image-raw", args=[registry_a.pk, "multi", arm.digest, "config"]))
+    assert '"architecture": "arm64"' in html.unescape(raw.content.decode())
+
+
+def test_repository_page_queries_do_not_grow_with_tags(client_for, registry_a):
+    def count_queries(tag_count, name):
+        manifests = [image_manifest(registry_a, f"{name}-{i}") for i in range(tag_count)]
+        repository_with_tags(registry_a, name, {f"t{i}": m for i, m in enumerate(manifests)})
+        client = client_for("carol")
+        url = reverse("repository", args=[registry_a.pk, name])
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url, {"per_page": 100}).status_code == 200
+        return len(queries)
+
+    assert count_queries(3, "few") == count_queries(60, "many")

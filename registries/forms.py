@@ -39,6 +39,7 @@ class RegistryForm(forms.ModelForm):
             "scan_new_images",
             "rescan_limit",
         ]
+        labels = {"url": "URL", "ca_bundle": "CA bundle"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from regui import settings as production_settings
 from tests.support.personas import PERSONA_PASSWORD
 
 LOGIN_URL = reverse("login")
@@ -166,3 +167,11 @@ def test_the_limit_and_the_lock_time_are_configurable(visitor, carol):
 
     assert statuses == [200, 200, 429]
     assert "try again in 2 minutes" in sign_in(visitor, "carol", PERSONA_PASSWORD).content.decode()
+
+
+def test_passwords_are_stored_with_argon2(visitor, django_user_model):
+    with override_settings(PASSWORD_HASHERS=production_settings.PASSWORD_HASHERS):
+        user = django_user_model.objects.create_user("erin", password=PERSONA_PASSWORD)
+
+        assert user.password.startswith("argon2$")
+        assert sign_in(visitor, "erin", PERSONA_PASSWORD).status_code == 302

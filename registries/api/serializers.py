@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registries import cleanup
 from registries.models import IndexChild, Manifest, Membership, Registry, Repository, Role, Tag
 
 
@@ -143,10 +144,9 @@ class RepositorySerializer(serializers.ModelSerializer):
 
 
 class VulnerabilitySummarySerializer(serializers.Serializer):
-    """Counts of the latest scan of a digest (None when it was never scanned)."""
+    """Counts of the digest's latest good scan (null when it was never scanned)."""
 
-    status = serializers.CharField()
-    stale = serializers.BooleanField()
+    total = serializers.IntegerField()
     critical = serializers.IntegerField()
     high = serializers.IntegerField()
     medium = serializers.IntegerField()
@@ -154,6 +154,10 @@ class VulnerabilitySummarySerializer(serializers.Serializer):
     unknown = serializers.IntegerField()
     fixable = serializers.IntegerField()
     scanned_at = serializers.DateTimeField(allow_null=True)
+    db_updated_at = serializers.DateTimeField(
+        allow_null=True, help_text="Date of the vulnerability DB used."
+    )
+    stale = serializers.BooleanField(help_text="Scanned with an older DB than the current one.")
 
 
 class TagSerializer(serializers.ModelSerializer):
@@ -274,7 +278,11 @@ class RemovedTagSerializer(serializers.Serializer):
 
 class DeletionResultSerializer(serializers.Serializer):
     digest = serializers.CharField()
-    removed_tags = RemovedTagSerializer(many=True)
+    removed_tags = RemovedTagSerializer(many=True, help_text="Every tag the delete removed.")
+    already_gone = serializers.BooleanField(
+        help_text="The registry no longer had the digest; only the cache was updated."
+    )
+    message = serializers.CharField()
 
 
 class ProbeResultSerializer(serializers.Serializer):
@@ -282,3 +290,85 @@ class ProbeResultSerializer(serializers.Serializer):
     message = serializers.CharField(allow_blank=True)
     auth_scheme = serializers.CharField(allow_blank=True)
     delete_enabled = serializers.BooleanField(allow_null=True)
+
+
+class CleanupRequestSerializer(serializers.Serializer):
+    """Bulk cleanup rules for one registry; a dry run unless `dry_run` is false."""
+
+    registry = serializers.IntegerField(min_value=1)
+    repository_pattern = serializers.CharField(default="*", max_length=300)
+    tag_pattern = serializers.CharField(default="*", max_length=300)
+    syntax = serializers.ChoiceField(choices=cleanup.Syntax.CHOICES, default=cleanup.Syntax.GLOB)
+    older_than_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=36500
+    )
+    keep_newest = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=100000
+    )
+    protected = serializers.ListField(
+        child=serializers.CharField(max_length=300), default=["latest"], max_length=100
+    )
+    dry_run = serializers.BooleanField(default=True)
+    fingerprint = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="The fingerprint of the dry run you checked: the run is refused (409) "
+        "if the plan has changed since.",
+    )
+
+    def validate(self, attrs):
+        try:
+            attrs["rules"] = cleanup.CleanupRules(
+                repository_pattern=attrs["repository_pattern"],
+                tag_pattern=attrs["tag_pattern"],
+                syntax=attrs["syntax"],
+                older_than_days=attrs.get("older_than_days"),
+                keep_newest=attrs.get("keep_newest"),
+                protected=tuple(attrs["protected"]),
+            )
+        except cleanup.InvalidRule as error:
+            raise serializers.ValidationError({"detail": str(error)}) from None
+        return attrs
+
+
+class PlannedDeletionSerializer(serializers.Serializer):
+    digest = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    created = serializers.DateTimeField(allow_null=True)
+    size_bytes = serializers.IntegerField()
+    is_index = serializers.BooleanField()
+    children = serializers.ListField(
+        child=serializers.CharField(), help_text="Platform manifests deleted with an index."
+    )
+
+
+class HeldTagSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    digest = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class RepositoryPlanSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    deletions = PlannedDeletionSerializer(many=True)
+    held = HeldTagSerializer(many=True)
+    kept = serializers.IntegerField(help_text="Tags the rules keep.")
+    bytes_freed = serializers.IntegerField()
+
+
+class CleanupPlanSerializer(serializers.Serializer):
+    """The dry run: every tag that would go, the tags held back, and the bytes freed."""
+
+    dry_run = serializers.BooleanField(default=True)
+    rules = serializers.SerializerMethodField()
+    tag_count = serializers.IntegerField()
+    held_count = serializers.IntegerField()
+    bytes_freed = serializers.IntegerField(
+        help_text="Blobs nothing kept shares: what garbage collection would give back."
+    )
+    fingerprint = serializers.CharField()
+    repositories = RepositoryPlanSerializer(many=True)
+
+    @extend_schema_field(serializers.DictField())
+    def get_rules(self, plan):
+        return self.context["rules"].as_params()

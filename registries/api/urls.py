@@ -14,6 +14,8 @@ urlpatterns = [
     *router.urls,
     path("v1/repositories/", views.RepositoryListView.as_view(), name="api-repository-list"),
     path("v1/tags/", views.TagListView.as_view(), name="api-tag-list"),
+    path("v1/tags/<int:pk>/", views.TagDetailView.as_view(), name="api-tag"),
     path("v1/images/<str:digest>/", views.ImageView.as_view(), name="api-image"),
+    path("v1/cleanup/", views.CleanupView.as_view(), name="api-cleanup"),
     path("events/registry/<int:registry_id>/", events.registry_events, name="registry-events"),
 ]

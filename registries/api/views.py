@@ -10,16 +10,19 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
 from audit import log
 from audit.models import AuditEvent
 from jobs.api.serializers import JobSerializer
-from registries import browse, connection, sync
+from registries import browse, cleanup, connection, deletion, sync
 from registries.api import filtersets
 from registries.api.serializers import (
+    CleanupPlanSerializer,
+    CleanupRequestSerializer,
+    DeletionResultSerializer,
     ImageSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
@@ -28,11 +31,48 @@ from registries.api.serializers import (
     RepositorySerializer,
     TagSerializer,
 )
+from registries.client import DeleteNotSupported
 from registries.models import Manifest, Membership, Registry, Repository, Tag
 from registries.permissions import Action, get_registry, roles_by_registry, visible_registries
+from scanning.services import summaries_for_digests
 
 # Fields whose changes are worth an audit line; the secret is noted as "changed", never shown.
 AUDITED_FIELDS = set(RegistrySerializer.Meta.fields) - set(RegistrySerializer.Meta.read_only_fields)
+
+
+class RegistryRefused(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The registry refused the request."
+
+
+class DeleteDisabled(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = deletion.ENABLE_DELETE_HINT
+
+
+class PlanChanged(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = (
+        "The plan changed since that dry run (a sync or another delete): dry-run again."
+    )
+
+
+def deletion_error(error):
+    """The API error for a delete the registry did not do; nothing changed in the cache."""
+    if isinstance(error.__cause__, DeleteNotSupported):
+        return DeleteDisabled(str(error))
+    return RegistryRefused(str(error))
+
+
+def deletion_answer(repository, outcome):
+    return DeletionResultSerializer(
+        {
+            "digest": outcome.digest,
+            "removed_tags": [{"repository": repository.name, "tag": tag} for tag in outcome.tags],
+            "already_gone": outcome.already_gone,
+            "message": outcome.message,
+        }
+    ).data
 
 
 def query(serializer_class, request):
@@ -40,12 +80,6 @@ def query(serializer_class, request):
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def summaries(digests):
-    from scanning.services import summaries_for_digests
-
-    return summaries_for_digests(digests)
 
 
 def _changes(serializer):
@@ -284,7 +318,7 @@ class TagListView(ListAPIView):
             "siblings": {
                 (self.repository.pk, manifest_id): names for manifest_id, names in siblings.items()
             },
-            "summaries": summaries({tag.manifest.digest for tag in page}),
+            "summaries": summaries_for_digests({tag.manifest.digest for tag in page}),
         }
 
     def paginate_queryset(self, queryset):
@@ -298,8 +332,7 @@ class ImageView(GenericAPIView):
     serializer_class = ImageSerializer
     filter_backends = []
 
-    def manifest(self, action):
-        params = query(filtersets.RegistryQuerySerializer, self.request)
+    def manifest(self, action, params):
         registry = get_registry(self.request.user, action, params["registry"])
         try:
             return registry, Manifest.objects.get(registry=registry, digest=self.kwargs["digest"])
@@ -308,6 +341,112 @@ class ImageView(GenericAPIView):
 
     @extend_schema(parameters=[filtersets.RegistryQuerySerializer], summary="Image details")
     def get(self, request, digest):
-        _, manifest = self.manifest(Action.VIEW)
-        context = {**self.get_serializer_context(), "summaries": summaries([manifest.digest])}
+        params = query(filtersets.RegistryQuerySerializer, request)
+        _, manifest = self.manifest(Action.VIEW, params)
+        context = {
+            **self.get_serializer_context(),
+            "summaries": summaries_for_digests([manifest.digest]),
+        }
         return Response(ImageSerializer(manifest, context=context).data)
+
+    @extend_schema(
+        parameters=[filtersets.ImageDeleteQuerySerializer],
+        summary="Delete a digest from a repository (operators), with all its tags",
+        responses=DeletionResultSerializer,
+    )
+    def delete(self, request, digest):
+        params = query(filtersets.ImageDeleteQuerySerializer, request)
+        registry, manifest = self.manifest(Action.DELETE_TAG, params)
+        repository = get_object_or_404(Repository, registry=registry, name=params["repository"])
+        names = sorted(
+            Tag.objects.filter(repository=repository, manifest=manifest).values_list(
+                "name", flat=True
+            )
+        )
+        audit = {"repository": repository.name, "digest": digest, "tags": names}
+        try:
+            outcome = deletion.delete_digest(repository, manifest.digest, names)
+        except deletion.DeletionError as error:
+            log.record(
+                "image.delete",
+                request=request,
+                registry=registry,
+                target=f"{repository.name}@{digest}",
+                params=audit,
+                result=AuditEvent.Result.FAILED,
+                message=str(error),
+            )
+            raise deletion_error(error) from None
+        log.record(
+            "image.delete",
+            request=request,
+            registry=registry,
+            target=f"{repository.name}@{digest}",
+            params=audit,
+            message=outcome.message,
+        )
+        return Response(deletion_answer(repository, outcome))
+
+
+class TagDetailView(GenericAPIView):
+    """One tag by id (from the tag list)."""
+
+    serializer_class = TagSerializer
+    filter_backends = []
+
+    def tag(self, action):
+        tag = get_object_or_404(
+            Tag.objects.select_related("repository__registry", "manifest"), pk=self.kwargs["pk"]
+        )
+        get_registry(self.request.user, action, tag.repository.registry_id)
+        return tag
+
+    @extend_schema(summary="One tag")
+    def get(self, request, pk):
+        tag = self.tag(Action.VIEW)
+        context = {
+            **self.get_serializer_context(),
+            "siblings": {
+                (tag.repository_id, manifest_id): names
+                for manifest_id, names in browse.siblings(tag.repository, [tag]).items()
+            },
+            "summaries": summaries_for_digests([tag.manifest.digest]),
+        }
+        return Response(TagSerializer(tag, context=context).data)
+
+    @extend_schema(
+        summary="Delete a tag (operators): its digest goes, with every sibling tag",
+        responses=DeletionResultSerializer,
+    )
+    def delete(self, request, pk):
+        tag = self.tag(Action.DELETE_TAG)
+        try:
+            outcome = deletion.delete_tag(tag, user=request.user, request=request)
+        except deletion.DeletionError as error:
+            raise deletion_error(error) from None
+        return Response(deletion_answer(tag.repository, outcome))
+
+
+class CleanupView(GenericAPIView):
+    """Bulk cleanup of one registry by rules (registry admins)."""
+
+    serializer_class = CleanupRequestSerializer
+    filter_backends = []
+
+    @extend_schema(
+        summary="Dry-run (default) or run a bulk cleanup",
+        responses={200: CleanupPlanSerializer, 202: JobSerializer},
+    )
+    def post(self, request):
+        serializer = CleanupRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        registry = get_registry(request.user, Action.CLEANUP, params["registry"])
+        rules = params["rules"]
+        plan = cleanup.build_plan(registry, rules)
+        if params["dry_run"]:
+            return Response(CleanupPlanSerializer(plan, context={"rules": rules}).data)
+        if params.get("fingerprint", plan.fingerprint) != plan.fingerprint:
+            raise PlanChanged()
+        job = cleanup.start_cleanup(registry, rules, plan, user=request.user, request=request)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from accounts import tokens
 from accounts.models import ApiToken
 from registries.models import Manifest, Repository, Tag
+from scanning.models import Finding, Scan
 
 TOKEN_PERSONAS = {"readonly_token": {"read_only": True}, "expired_token": {"expires_days": 1}}
 
@@ -64,3 +65,26 @@ def cached_image(registry_a):
     for name in ("1.0", "latest"):
         Tag.objects.create(repository=repository, name=name, manifest=manifest)
     return manifest
+
+
+@pytest.fixture
+def scanned_image(cached_image):
+    """cached_image with a scan result: one fixable HIGH finding."""
+    scan = Scan.objects.create(
+        digest=cached_image.digest,
+        status=Scan.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        high=1,
+        total=1,
+        fixable=1,
+    )
+    Finding.objects.create(
+        scan=scan,
+        vulnerability_id="CVE-2024-0001",
+        package="openssl",
+        installed_version="3.1.0-r0",
+        fixed_version="3.1.4-r0",
+        severity="HIGH",
+        layer_digest=cached_image.layers[0]["digest"],
+    )
+    return cached_image

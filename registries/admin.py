@@ -7,6 +7,7 @@ like everywhere else.
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -17,7 +18,7 @@ from audit.log import record
 from audit.models import AuditEvent
 from registries import connection
 from registries.forms import MembershipForm, RegistryForm
-from registries.models import Membership, Registry
+from registries.models import Manifest, Membership, Registry, Repository, Tag
 from registries.permissions import Action, visible_registries
 
 HEALTH_COLOURS = {
@@ -25,6 +26,13 @@ HEALTH_COLOURS = {
     Registry.Health.ERROR: "#dc3545",
     Registry.Health.UNKNOWN: "#6c757d",
 }
+
+
+def delete_with_cache(registry):
+    # Tag.manifest is PROTECT, so the cached tags go first; the cascade takes the rest.
+    with transaction.atomic():
+        Tag.objects.filter(repository__registry=registry).delete()
+        registry.delete()
 
 
 def member_label(membership):
@@ -142,12 +150,25 @@ class RegistryAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, registry):
         record("registry.deleted", request=request, registry=registry, target=registry.name)
-        super().delete_model(request, registry)
+        delete_with_cache(registry)
 
     def delete_queryset(self, request, queryset):
         for registry in queryset:
-            record("registry.deleted", request=request, registry=registry, target=registry.name)
-        super().delete_queryset(request, queryset)
+            self.delete_model(request, registry)
+
+    def get_deleted_objects(self, objs, request):
+        """Counts of the cached rows that go with the registries, not a list of every tag."""
+        registries = [registry.pk for registry in objs]
+        model_count = {
+            Registry._meta.verbose_name_plural: len(registries),
+            Membership._meta.verbose_name_plural: Membership.objects.filter(
+                registry__in=registries
+            ).count(),
+            "cached repositories": Repository.objects.filter(registry__in=registries).count(),
+            "cached tags": Tag.objects.filter(repository__registry__in=registries).count(),
+            "cached manifests": Manifest.objects.filter(registry__in=registries).count(),
+        }
+        return [str(registry) for registry in objs], model_count, set(), []
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)

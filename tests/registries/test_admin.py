@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from registries import connection
-from registries.models import Membership, Registry, Role
+from registries.models import Manifest, Membership, Registry, Repository, Role, Tag
 
 SECRET = "hunter2-registry-token-6b0f"
 ADD_URL = reverse("admin:registries_registry_add")
@@ -495,3 +495,30 @@ def test_audit_events_are_read_only_in_the_admin(admin_session, root):
     delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert admin_session.post(delete, {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.parametrize("way", ["delete view", "bulk action"])
+def test_deleting_a_registry_with_cached_tags(admin_session, root, way):
+    row = make_registry()
+    manifest = Manifest.objects.create(registry=row, digest="sha256:" + "a" * 64, media_type="x")
+    repository = Repository.objects.create(registry=row, name="app")
+    Tag.objects.create(repository=repository, name="latest", manifest=manifest)
+    if way == "delete view":
+        url = reverse("admin:registries_registry_delete", args=[row.pk])
+        confirm, delete = {}, {"post": "yes"}
+    else:
+        url = CHANGELIST_URL
+        confirm = {"action": "delete_selected", "_selected_action": [row.pk]}
+        delete = {**confirm, "post": "yes"}
+
+    confirmation = admin_session.post(url, confirm) if confirm else admin_session.get(url)
+    response = admin_session.post(url, delete)
+
+    summary = " ".join(confirmation.content.decode().split())
+    assert "Cached tags: 1" in summary
+    assert "Cached manifests: 1" in summary
+    assert response.status_code == 302
+    assert not Registry.objects.exists()
+    assert not Tag.objects.exists()
+    [event] = events("registry.deleted")
+    assert (event.actor, event.registry_name) == (root, "team")

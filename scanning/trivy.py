@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +50,7 @@ TRANSIENT_MARKERS = (
     "toomanyrequests",
     "database is locked",
 )
+LOG_PREFIX = re.compile(r"^\S+Z\s+(?:FATAL|ERROR|WARN)\s+(?:Fatal error\s+)?")
 PERMANENT_MARKERS = ("manifest_unknown", "name_unknown", "unauthorized", "denied")
 
 
@@ -268,7 +270,8 @@ def classify_failure(returncode, stderr):
         (line for line in reversed(lines) if "error" in line.lower() or "*" in line),
         lines[-1] if lines else f"Trivy exited with status {returncode}",
     )
-    reason = telling.lstrip("* ").replace("\t", " ")[:500]
+    # Drop Trivy's log prefix ("2024-01-01T00:00:00Z FATAL Fatal error") from the reason.
+    reason = LOG_PREFIX.sub("", telling.lstrip("* ").replace("\t", " "))[:500]
     lowered = stderr.lower()
     if "context deadline exceeded" in lowered:
         return TrivyError("Trivy timed out (REGUI_TRIVY_TIMEOUT).", detail=stderr[-4000:])

@@ -14,6 +14,7 @@ from scanning import services, trivy
 from scanning.models import Scan
 from tests.support import images
 from tests.support.scanning_fixtures import (
+    TRIVY_SERVER_TOKEN,
     apk_layer_digest,
     fixture_image,
     fixture_index,
@@ -347,3 +348,79 @@ def test_newer_db_makes_results_stale_and_is_rescanned_first(
     with django_capture_on_commit_callbacks(execute=True):
         jobs = services.queue_scheduled_rescans([open_registry])
     assert [job.digest for job in jobs] == [new_image.digest]
+
+
+def test_scan_through_a_trivy_server_passes_its_token_by_environment_only(
+    trivy_settings,
+    trivy_server,
+    registry,
+    open_registry,
+    repo_name,
+    trivy_runs,
+    django_capture_on_commit_callbacks,
+):
+    trivy_settings.REGUI_TRIVY_SERVER = trivy_server
+    trivy_settings.REGUI_TRIVY_TOKEN = TRIVY_SERVER_TOKEN
+    trivy_settings.REGUI_TRIVY_SKIP_DB_UPDATE = False  # the server owns the DB
+    image = fixture_image("amd64")
+    manifest = push_and_cache(registry, open_registry, repo_name, "v1", image)
+
+    job = scan_now(django_capture_on_commit_callbacks, open_registry, manifest, repo_name)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    scan = services.latest_scan(image.digest)
+    assert finding_tuples(scan) == expected_tuples("amd64")
+    assert scan.db_updated_at == DEFAULT_UPDATED_AT  # asked from the server's /version
+    (argv, env), *_ = trivy_runs.calls
+    assert argv[argv.index("--server") + 1] == trivy_server
+    assert TRIVY_SERVER_TOKEN not in " ".join(argv)
+    assert env["TRIVY_TOKEN"] == TRIVY_SERVER_TOKEN
+
+
+def test_wrong_trivy_server_token_fails_the_job(
+    trivy_settings,
+    trivy_server,
+    registry,
+    open_registry,
+    repo_name,
+    django_capture_on_commit_callbacks,
+):
+    trivy_settings.REGUI_TRIVY_SERVER = trivy_server
+    trivy_settings.REGUI_TRIVY_TOKEN = "not-the-token"
+    manifest = push_and_cache(registry, open_registry, repo_name, "v1", fixture_image("amd64"))
+
+    job = scan_now(django_capture_on_commit_callbacks, open_registry, manifest, repo_name)
+
+    assert job.status == Job.Status.FAILED
+    assert job.error == (
+        "image scan error: scan error: scan failed: failed analysis: unable to get missing "
+        "layers: unable to fetch missing layers: twirp error unauthenticated: invalid token"
+    )
+
+
+def test_unavailable_registry_is_retried_then_fails(
+    trivy_settings, registry, fault_proxy, repo_name, django_capture_on_commit_callbacks
+):
+    flaky = registry_row(fault_proxy, name="flaky")
+    manifest = push_and_cache(registry, flaky, repo_name, "v1", fixture_image("amd64"))
+    fault_proxy.error(503, path="/manifests/")
+
+    job = scan_now(django_capture_on_commit_callbacks, flaky, manifest, repo_name)
+
+    assert job.status == Job.Status.FAILED
+    assert job.attempts == services.MAX_ATTEMPTS
+
+
+def test_registry_back_after_a_failed_attempt_gives_the_result(
+    trivy_settings, registry, fault_proxy, repo_name, django_capture_on_commit_callbacks
+):
+    flaky = registry_row(fault_proxy, name="flaky")
+    manifest = push_and_cache(registry, flaky, repo_name, "v1", fixture_image("amd64"))
+    # Trivy asks three times per attempt before giving up: the first attempt sees only 503s.
+    fault_proxy.error(503, path="/manifests/", times=3)
+
+    job = scan_now(django_capture_on_commit_callbacks, flaky, manifest, repo_name)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert finding_tuples(services.latest_scan(manifest.digest)) == expected_tuples("amd64")

@@ -6,11 +6,15 @@ an unrelated first layer, so a finding's layer digest is only right if it is rea
 """
 
 import json
+import subprocess
+import time
 
 import pytest
+import requests
 
 from registries.models import IndexChild, Manifest, Registry, Repository, Tag
 from tests.support import images
+from tests.support.registry_server import free_port
 from tests.support.trivy_db import FIXTURE_PACKAGES
 
 
@@ -140,3 +144,49 @@ def trivy_settings(settings, make_trivy_cache_dir, trivy_bin):
 def open_registry(db, registry):
     """A Registry row for the session's open registry."""
     return registry_row(registry, name="open")
+
+
+TRIVY_SERVER_TOKEN = "trivy-server-token-3c9e"
+
+
+@pytest.fixture(scope="session")
+def trivy_server(tmp_path_factory, trivy_bin):
+    """A real `trivy server` with the fixture DB, requiring TRIVY_SERVER_TOKEN; its URL."""
+    from tests.support.trivy_db import write_trivy_db
+
+    cache_dir = write_trivy_db(tmp_path_factory.mktemp("trivy-server"))
+    url = f"http://127.0.0.1:{free_port()}"
+    log = (cache_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(trivy_bin),
+            "server",
+            "--listen",
+            url.removeprefix("http://"),
+            "--cache-dir",
+            str(cache_dir),
+            "--skip-db-update",
+            "--token",
+            TRIVY_SERVER_TOKEN,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(
+                    f"trivy server did not start: {(cache_dir / 'server.log').read_text()}"
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from jobs.models import Job
+from tests.support import images
 from tests.support.scanning_fixtures import fixture_image, fixture_index, push_and_cache
 
 SUMMARY_FIELDS = {"total", "critical", "high", "medium", "low", "unknown", "fixable"}
@@ -151,3 +152,18 @@ def test_bad_requests_are_400_and_unknown_tags_404(api_for, live_registry_a, rep
     )
     assert missing.status_code == 404
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_on_a_failing_scan_answers_the_reason(
+    trivy_settings, api_for, registry, live_registry_a, repo_name, pushed
+):
+    images.delete_manifest(registry.url, repo_name, pushed.digest)
+
+    response = api_for("bob").post(
+        "/api/scan", scan_body(live_registry_a, repo_name, wait=True), format="json"
+    )
+
+    assert response.status_code == 502
+    assert response.json()["status"] == "error"
+    assert "manifest unknown" in response.json()["error"]

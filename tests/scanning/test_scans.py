@@ -424,3 +424,20 @@ def test_registry_back_after_a_failed_attempt_gives_the_result(
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.attempts == 2
     assert finding_tuples(services.latest_scan(manifest.digest)) == expected_tuples("amd64")
+
+
+def test_scheduled_task_queues_unscanned_images_up_to_the_limit(
+    trivy_settings, registry, open_registry, repo_name, django_capture_on_commit_callbacks
+):
+    from scanning.tasks import rescan_images
+
+    for tag, arch in (("a", "amd64"), ("b", "arm64")):
+        push_and_cache(registry, open_registry, repo_name, tag, fixture_image(arch))
+    open_registry.rescan_limit = 1
+    open_registry.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rescan_images.delay()
+
+    assert Job.objects.filter(kind="scan", status="succeeded").count() == 1
+    assert services.current_db_updated_at() == DEFAULT_UPDATED_AT

@@ -11,12 +11,14 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -297,6 +299,7 @@ def write_repository(registry, changes, now=None):
     now = now or timezone.now()
     counts = Counts()
     with transaction.atomic():
+        _relax_commit_durability()
         repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
         created_digests = save_manifests(registry, changes.manifests)
         ids = dict(
@@ -334,6 +337,14 @@ def write_repository(registry, changes, now=None):
         repository.synced_at = now
         repository.save(update_fields=["tag_count", "size_bytes", "last_created", "synced_at"])
     return counts
+
+
+def _relax_commit_durability():
+    """Commit without waiting for the WAL flush: this is a cache the next sync can refetch,
+    and a sync commits once per repository, so the flush waits would add up."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def save_manifests(registry, parsed_manifests):
@@ -458,6 +469,7 @@ class _RepositoryRun:
     listed: set | None = None
     pending: int = 0
     found: dict = field(default_factory=dict)  # tag -> new digest
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class RegistrySync:
@@ -480,7 +492,7 @@ class RegistrySync:
         workers = max(1, self.registry.max_concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regui-sync")
         try:
-            self._fetch_and_write(pool, names, in_flight=2 * workers)
+            self._fetch_and_write(pool, names, window=2 * workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         removed = Repository.objects.filter(registry=self.registry).exclude(name__in=names)
@@ -506,32 +518,54 @@ class RegistrySync:
             return sorted(set(self.registry.configured_repositories()))
         return sorted(set(self.client.catalog()))
 
-    def _fetch_and_write(self, pool, names, in_flight):
-        queue = collections.deque(names)
-        active = {}  # future -> (_RepositoryRun, tag or None for the tag list)
-        while queue or active:
-            while queue and len(active) < in_flight:
-                name = queue.popleft()
+    def _fetch_and_write(self, pool, names, window):
+        """Fetch up to `window` repositories ahead while this thread writes finished ones.
+
+        Worker threads chain their own follow-up requests (tag list → tags), so fetching goes
+        on while a repository is being written; this thread alone touches the database.
+        """
+        waiting = collections.deque(names)
+        finished = queue.SimpleQueue()  # _RepositoryRun ready to write, or an exception
+        in_flight = 0
+        while waiting or in_flight:
+            while waiting and in_flight < window:
+                name = waiting.popleft()
                 run = _RepositoryRun(name, self._stored_tags(name))
-                active[pool.submit(self._tag_list, run.name)] = (run, None)
-            done, _ = wait(active, return_when=FIRST_COMPLETED)
-            for future in done:
-                run, tag = active.pop(future)
-                if tag is None:
-                    run.listed = set(future.result())
-                    for name in run.listed:
-                        stored = run.stored.get(name)
-                        active[pool.submit(self._tag, run.name, name, stored)] = (run, name)
-                    run.pending = len(run.listed)
-                else:
-                    name, digest = future.result()
-                    run.pending -= 1
-                    if digest == "":
-                        run.listed.discard(name)  # deleted since the list was read
-                    elif digest:
-                        run.found[name] = digest
-                if run.listed is not None and run.pending == 0:
-                    self._write(run)
+                pool.submit(self._fetch_repository, pool, run, finished)
+                in_flight += 1
+            run = finished.get()
+            if isinstance(run, BaseException):
+                raise run
+            in_flight -= 1
+            self._write(run)
+
+    def _fetch_repository(self, pool, run, finished):
+        try:
+            run.listed = set(self._tag_list(run.name))
+            run.pending = len(run.listed)
+            if not run.listed:
+                finished.put(run)
+            for tag in list(run.listed):
+                future = pool.submit(self._tag, run.name, tag, run.stored.get(tag))
+                future.add_done_callback(partial(self._tag_fetched, run, finished))
+        except BaseException as error:  # noqa: BLE001  (handed to the writing thread)
+            finished.put(error)
+
+    def _tag_fetched(self, run, finished, future):
+        try:
+            tag, digest = future.result()
+        except BaseException as error:  # noqa: BLE001  (cancelled futures included)
+            finished.put(error)
+            return
+        with run.lock:
+            run.pending -= 1
+            if digest == "":
+                run.listed.discard(tag)  # deleted since the list was read
+            elif digest:
+                run.found[tag] = digest
+            complete = run.pending == 0
+        if complete:
+            finished.put(run)
 
     def _tag_list(self, repository):
         try:

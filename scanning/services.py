@@ -154,8 +154,12 @@ def request_scan(registry, manifest_or_digest, *, repository, user=None, request
                     params={"repository": repository_name},
                     created_by=user if user is not None and user.is_authenticated else None,
                 )
-        except IntegrityError:  # another request created it meanwhile
+        except IntegrityError:  # another request created one a moment ago: join it
             job, joined = active_scan_job(digest), True
+            if job is None:  # ...and it has finished already
+                return request_scan(
+                    registry, digest, repository=repository, user=user, request=request
+                )
         if not joined:
             job.enqueue(run_scan)
     if user is not None:
@@ -241,6 +245,8 @@ def execute_scan(job, *, worker_name, config=None):
     cache_dir = trivy.worker_cache_dir(config.cache_root, worker_name)
     repository = job.params["repository"]
     manifest, targets = scan_targets(job)
+    if not targets:
+        raise trivy.TrivyError("This index lists no platform images to scan.")
     job.report_progress(0, len(targets))
     scans = []
     for done, (digest, image) in enumerate(targets, start=1):

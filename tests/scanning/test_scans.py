@@ -441,3 +441,24 @@ def test_scheduled_task_queues_unscanned_images_up_to_the_limit(
 
     assert Job.objects.filter(kind="scan", status="succeeded").count() == 1
     assert services.current_db_updated_at() == DEFAULT_UPDATED_AT
+
+
+def test_summaries_for_many_digests_take_one_query(
+    trivy_settings,
+    registry,
+    open_registry,
+    repo_name,
+    django_assert_num_queries,
+    django_capture_on_commit_callbacks,
+):
+    index = fixture_index()
+    manifest = push_and_cache(registry, open_registry, repo_name, "multi", index)
+    scan_now(django_capture_on_commit_callbacks, open_registry, manifest, repo_name)
+    digests = [index.digest, *(child.digest for child in index.manifests)]
+
+    with django_assert_num_queries(1):
+        summaries = services.summaries_for_digests(digests)
+
+    assert set(summaries) == {index.digest, *(child.digest for child in index.children)}
+    assert summaries[index.digest]["critical"] == 2
+    assert summaries[index.digest]["stale"] is False

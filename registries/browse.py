@@ -72,18 +72,13 @@ DEFAULT_TAG_SORT = "-created"
 
 
 def _ordering(sorts, sort, default):
-    """Order-by expressions for `sort` ("key" or "-key"), nulls last either way."""
+    """Order-by expressions for `sort` ("key" or "-key"), nulls last; ties by name, ascending."""
     key = sort.lstrip("-")
     if key not in sorts:
         sort, key = default, default.lstrip("-")
-    descending = sort.startswith("-")
-    ordering = []
-    for term in sorts[key]:
-        expression = F(term) if isinstance(term, str) else term
-        ordering.append(
-            expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-        )
-    return sort, ordering
+    first, *ties = (F(term) if isinstance(term, str) else term for term in sorts[key])
+    primary = first.desc(nulls_last=True) if sort.startswith("-") else first.asc(nulls_last=True)
+    return sort, [primary, *(tie.asc() for tie in ties)]
 
 
 def repositories(registry, search="", sort=DEFAULT_REPOSITORY_SORT):

@@ -356,7 +356,8 @@ def start_cleanup(registry, rules, plan, *, user, request=None):
     job = Job.objects.create(
         kind=Job.Kind.CLEANUP,
         registry=registry,
-        target=f"{plan.tag_count} tags in {len(plan.repositories)} repositories",
+        target=f"{plan.tag_count} tags in {len(plan.repositories)} "
+        + ("repository" if len(plan.repositories) == 1 else "repositories"),
         params={
             "rules": rules.as_params(),
             "plan": plan.items(),

@@ -112,6 +112,14 @@ SEVERITY_COLOURS = {
 }
 
 
+def _storage_unit(largest):
+    """The decimal unit that shows the largest value with at most three digits."""
+    for unit, divisor in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if largest >= divisor:
+            return unit, divisor
+    return "B", 1
+
+
 def _dashboard_chart(cards):
     """A Chart.js config: severities per registry once scans exist, else storage."""
     labels = [card["registry"].name for card in cards]
@@ -132,10 +140,11 @@ def _dashboard_chart(cards):
         scales = {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}}
         title = "Vulnerabilities in scanned images"
     else:
+        unit, divisor = _storage_unit(max((card["storage"] for card in cards), default=0))
         datasets = [
             {
-                "label": "Storage (MB, shared blobs once)",
-                "data": [round(card["storage"] / 1e6, 2) for card in cards],
+                "label": f"Storage ({unit}, shared blobs once)",
+                "data": [round(card["storage"] / divisor, 2) for card in cards],
                 "backgroundColor": "#6366f1",
                 "borderRadius": 6,
             }

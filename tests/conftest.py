@@ -4,6 +4,7 @@ Each family of fixtures lives in its own module under tests/support/ and is list
 """
 
 pytest_plugins = [
+    "tests.support.browser",
     "tests.support.registry_fixtures",
     "tests.support.trivy_fixtures",
     "tests.support.personas",

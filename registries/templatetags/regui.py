@@ -39,8 +39,12 @@ def moment(value, empty="unknown"):
     if not value:
         return format_html('<span class="text-body-tertiary">{}</span>', empty)
     now = timezone.now()
-    when = f"in {timesince(now, value, depth=1)}" if value > now else ""
-    when = when or f"{timesince(value, now, depth=1)} ago"
+    if abs((now - value).total_seconds()) < 60:
+        when = "just now"
+    elif value > now:
+        when = f"in {timesince(now, value, depth=1)}"
+    else:
+        when = f"{timesince(value, now, depth=1)} ago"
     exact = date_format(timezone.localtime(value), "Y-m-d H:i:s T")
     return format_html(
         '<time datetime="{}" title="{}" data-bs-toggle="tooltip">{}</time>',

@@ -73,6 +73,18 @@
       bootstrap.Modal.getOrCreateInstance(document.getElementById("modal")).show();
     }
   });
+  // The platform panel swaps without the switcher: move the highlight to the platform shown.
+  function syncPlatformSwitcher() {
+    var panel = document.getElementById("image-platform");
+    if (!panel) return;
+    document.querySelectorAll("#platform-switcher .nav-link").forEach(function (link) {
+      var active = link.dataset.platform === panel.dataset.platform;
+      link.classList.toggle("active", active);
+      link.setAttribute("aria-selected", active ? "true" : "false");
+    });
+  }
+  document.addEventListener("htmx:afterSettle", syncPlatformSwitcher);
+
   document.addEventListener("htmx:afterSettle", function (event) {
     initTooltips(event.detail.elt || document);
   });

@@ -1,4 +1,4 @@
-"""Cache rows written straight to the database, for view tests and the page benchmark.
+"""Cache rows for view tests and the page benchmark, and `sync_into` for real syncs.
 
 Behaviour tests that need the registry's real answers sync a real registry instead; these
 rows only stand in for "what a sync left behind" where the registry itself is not the point.
@@ -9,6 +9,7 @@ import hashlib
 import json
 
 from registries.models import IndexChild, Manifest, Repository, Tag
+from registries.sync import refresh_repository_totals, sync_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -80,8 +81,6 @@ def index_manifest(registry, seed, children, *, created=BASE_CREATED):
 
 def repository_with_tags(registry, name, tags):
     """A repository whose tags are {name: manifest}; totals filled as a sync would."""
-    from registries.sync import refresh_repository_totals
-
     repository = Repository.objects.create(registry=registry, name=name)
     Tag.objects.bulk_create(
         Tag(repository=repository, name=tag, manifest=manifest) for tag, manifest in tags.items()
@@ -89,3 +88,14 @@ def repository_with_tags(registry, name, tags):
     refresh_repository_totals(repository)
     repository.save()
     return repository
+
+
+def sync_into(registry_row, server, repositories):
+    """Point the row at a real registry and sync just these repositories (the real sync)."""
+    registry_row.url = server.url
+    registry_row.catalog_mode = registry_row.CatalogMode.LIST
+    registry_row.repository_list = "\n".join(repositories)
+    registry_row.save()
+    sync_registry(registry_row)
+    registry_row.refresh_from_db()
+    return registry_row

@@ -92,7 +92,7 @@ def start_scan(request, registry_id, repository, digest):
         registry, manifest, repository=repo.name, user=request.user, request=request
     )
     if request.htmx:
-        return render(request, "scanning/_scan_progress.html", {"job": job})
+        return _progress(request, job)
     return redirect("image-scan", registry.pk, repo.name, digest)
 
 
@@ -104,6 +104,10 @@ def scan_progress(request, job_id):
     if job.registry is None:
         raise Http404("No such job.")
     check(request.user, Action.VIEW, job.registry)
+    return _progress(request, job)
+
+
+def _progress(request, job):
     response = render(request, "scanning/_scan_progress.html", {"job": job})
     if request.htmx and not job.is_active:
         response["HX-Refresh"] = "true"  # show the new results

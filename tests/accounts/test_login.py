@@ -175,3 +175,15 @@ def test_passwords_are_stored_with_argon2(visitor, django_user_model):
 
         assert user.password.startswith("argon2$")
         assert sign_in(visitor, "erin", PERSONA_PASSWORD).status_code == 302
+
+
+def test_the_admin_login_is_locked_out_too(visitor, root):
+    admin_login = reverse("admin:login")
+    for n in range(5):
+        visitor.post(admin_login, {"username": "root", "password": f"guess-{n}"})
+
+    response = visitor.post(admin_login, {"username": "root", "password": PERSONA_PASSWORD})
+
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.content.decode()
+    assert len(events("login.failed")) == 6

@@ -129,6 +129,9 @@ def test_a_new_secret_replaces_the_old_one_and_is_audited_by_name_only(admin_ses
     [event] = events("registry.changed")
     assert event.params == {"changed": ["secret"]}
     assert "old-secret" not in str(event.params) + event.message
+    history = admin_session.get(reverse("admin:registries_registry_history", args=[registry.pk]))
+    assert "Password or token" in history.content.decode()
+    assert SECRET not in history.content.decode()
 
 
 def test_clearing_the_secret(admin_session):

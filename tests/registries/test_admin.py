@@ -490,7 +490,11 @@ def test_non_staff_cannot_open_the_admin(client_for, registry_a):
 def test_audit_events_are_read_only_in_the_admin(admin_session, root):
     event = AuditEvent.objects.create(action="registry.created", actor=root, target="x")
 
-    assert admin_session.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
+    changelist = reverse("admin:audit_auditevent_changelist")
+    AuditEvent.objects.create(action="login.failed", target="mallory", result="failed")
+    found = admin_session.get(changelist, {"q": "mallory", "result__exact": "failed"})
+    assert found.status_code == 200
+    assert list(found.context["cl"].result_list) == [AuditEvent.objects.get(target="mallory")]
     assert admin_session.get(reverse("admin:audit_auditevent_add")).status_code == 403
     change = admin_session.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
     assert change.status_code == 200

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, pagination, throttling
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -56,3 +58,9 @@ class TokenThrottle(_SettingsRateThrottle):
         if not isinstance(request.auth, ApiToken):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+
+
+@csrf_exempt  # it changes nothing, and a CSRF 403 page would hide the JSON 404
+def api_not_found(request, path=""):
+    """JSON, like every other API answer, for a path under /api/ that matches no endpoint."""
+    return JsonResponse({"detail": "No such API endpoint."}, status=404)

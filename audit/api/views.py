@@ -1,6 +1,10 @@
 """The audit log: registry admins read their registries' events, superusers everything."""
 
+import datetime as dt
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
 
@@ -9,12 +13,29 @@ from audit.models import AuditEvent
 from registries.permissions import Action, visible_registries
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time converted to UTC: PostgreSQL refuses offsets past 15:59."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError("This time is out of range.") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
     registry = django_filters.NumberFilter(field_name="registry_id")
     actor = django_filters.CharFilter(field_name="actor_name")
     action = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -352,7 +352,7 @@ class ImageView(GenericAPIView):
     @extend_schema(
         parameters=[filtersets.ImageDeleteQuerySerializer],
         summary="Delete a digest from a repository (operators), with all its tags",
-        responses=DeletionResultSerializer,
+        responses={200: DeletionResultSerializer},
     )
     def delete(self, request, digest):
         params = query(filtersets.ImageDeleteQuerySerializer, request)
@@ -416,7 +416,7 @@ class TagDetailView(GenericAPIView):
 
     @extend_schema(
         summary="Delete a tag (operators): its digest goes, with every sibling tag",
-        responses=DeletionResultSerializer,
+        responses={200: DeletionResultSerializer},
     )
     def delete(self, request, pk):
         tag = self.tag(Action.DELETE_TAG)

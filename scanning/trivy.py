@@ -229,6 +229,17 @@ def child_environment(config, docker_config_dir, ca_file=None):
     return env
 
 
+def db_repository_args(config):
+    """--db-repository for a DB mirror; "http://host/repo:tag" names a plain-HTTP registry.
+
+    Trivy takes a bare reference and fetches plain HTTP only from loopback or with --insecure,
+    so the scheme is the setting's way to ask for --insecure.
+    """
+    if not config.db_repository:
+        return []
+    return ["--db-repository", config.db_repository.removeprefix("http://")]
+
+
 def command_line(config, registry, reference, cache_dir, platform=""):
     """Trivy's argv: never a credential (see the module docstring)."""
     argv = [
@@ -251,11 +262,11 @@ def command_line(config, registry, reference, cache_dir, platform=""):
     else:
         if config.skip_db_update:
             argv.append("--skip-db-update")
-        if config.db_repository:
-            argv += ["--db-repository", config.db_repository]
+        argv += db_repository_args(config)
     if config.offline_scan:
         argv.append("--offline-scan")
-    if registry.url.startswith("http://") or not registry.verify_tls:
+    insecure_mirror = not config.server and config.db_repository.startswith("http://")
+    if registry.url.startswith("http://") or not registry.verify_tls or insecure_mirror:
         argv.append("--insecure")
     if platform:
         argv += ["--platform", platform]
@@ -347,7 +358,8 @@ def download_database(config, cache_dir):
         seed_database(config.cache_root, cache_dir)
         return
     argv = [config.binary, "image", "--download-db-only", "--quiet", "--cache-dir", str(cache_dir)]
-    if config.db_repository:
-        argv += ["--db-repository", config.db_repository]
+    argv += db_repository_args(config)
+    if config.db_repository.startswith("http://"):
+        argv.append("--insecure")
     with private_docker_config(None) as docker_config_dir:
         run_quietly(argv, child_environment(config, docker_config_dir), config.timeout)

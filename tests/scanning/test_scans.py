@@ -18,6 +18,7 @@ from tests.support.scanning_fixtures import (
     apk_layer_digest,
     fixture_image,
     fixture_index,
+    publish_trivy_db,
     push_and_cache,
     registry_row,
 )
@@ -462,3 +463,39 @@ def test_summaries_for_many_digests_take_one_query(
     assert set(summaries) == {index.digest, *(child.digest for child in index.children)}
     assert summaries[index.digest]["critical"] == 2
     assert summaries[index.digest]["stale"] is False
+
+
+def test_db_mirror_on_a_plain_http_registry_feeds_scans_and_staleness(
+    trivy_settings,
+    registry,
+    fresh_registry,
+    open_registry,
+    repo_name,
+    tmp_path,
+    trivy_runs,
+    django_capture_on_commit_callbacks,
+):
+    mirror = publish_trivy_db(fresh_registry, "aquasec/trivy-db:2", tmp_path / "db-1")
+    trivy_settings.REGUI_TRIVY_CACHE_DIR = str(tmp_path / "empty-cache")  # no DB of its own
+    trivy_settings.REGUI_TRIVY_SKIP_DB_UPDATE = False
+    trivy_settings.REGUI_TRIVY_DB_REPOSITORY = f"http://{mirror}"
+    image = fixture_image("amd64")
+    manifest = push_and_cache(registry, open_registry, repo_name, "v1", image)
+
+    job = scan_now(django_capture_on_commit_callbacks, open_registry, manifest, repo_name)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    argv = trivy_runs.scans[0]
+    assert argv[argv.index("--db-repository") + 1] == mirror and "--insecure" in argv
+    assert services.latest_scan(image.digest).db_updated_at == DEFAULT_UPDATED_AT
+
+    newer = DEFAULT_UPDATED_AT + timedelta(days=7)
+    publish_trivy_db(
+        fresh_registry,
+        "aquasec/trivy-db:2",
+        tmp_path / "db-2",
+        advisories=(*FIXTURE_ADVISORIES, NEWER_DB_ADVISORY),
+        updated_at=newer,
+    )
+    assert services.refresh_scanner_state(worker_name="beat") == newer
+    assert services.summaries_for_digests([image.digest])[image.digest]["stale"]

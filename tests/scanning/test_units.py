@@ -170,3 +170,10 @@ def test_docker_config_json_is_for_one_host():
     reg.secret_ciphertext = ""
     config_json = json.dumps(trivy.docker_config_json(reg))
     assert list(json.loads(config_json)["auths"]) == ["registry.example.com:5000"]
+
+
+def test_plain_http_db_mirror_adds_insecure_and_loses_its_scheme():
+    mirror = config(db_repository="http://mirror.internal:5000/aquasec/trivy-db:2")
+    argv = trivy.command_line(mirror, registry(), "ref", "/c")
+    assert argv[argv.index("--db-repository") + 1] == "mirror.internal:5000/aquasec/trivy-db:2"
+    assert "--insecure" in argv

@@ -5,8 +5,11 @@ with the fixture DB must report exactly EXPECTED_FINDINGS. Their apk layer comes
 an unrelated first layer, so a finding's layer digest is only right if it is really mapped.
 """
 
+import gzip
+import io
 import json
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -15,7 +18,7 @@ import requests
 from registries.models import IndexChild, Manifest, Registry, Repository, Tag
 from tests.support import images
 from tests.support.registry_server import free_port
-from tests.support.trivy_db import FIXTURE_PACKAGES
+from tests.support.trivy_db import FIXTURE_PACKAGES, write_trivy_db
 
 
 def fixture_image(arch="amd64"):
@@ -146,14 +149,52 @@ def open_registry(db, registry):
     return registry_row(registry, name="open")
 
 
+TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
+TRIVY_DB_CONFIG = "application/vnd.aquasec.trivy.config.v1+json"
+
+
+def publish_trivy_db(server, reference, workdir, **db_options):
+    """Push a fixture DB to `server` as Trivy's OCI artifact (a DB mirror), as `repo:tag`.
+
+    The layer is a gzipped tar of trivy.db and metadata.json; Trivy insists on the title
+    annotation. `db_options` go to write_trivy_db (advisories, updated_at).
+    """
+    db_dir = write_trivy_db(workdir, **db_options) / "db"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name in ("trivy.db", "metadata.json"):
+            tar.add(db_dir / name, arcname=name)
+    layer = images.Blob.of(gzip.compress(archive.getvalue(), mtime=0))
+    config = images.Blob.of(b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": images.OCI_MANIFEST,
+        "artifactType": TRIVY_DB_CONFIG,
+        "config": {"mediaType": TRIVY_DB_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": [
+            {
+                "mediaType": TRIVY_DB_LAYER,
+                "digest": layer.digest,
+                "size": layer.size,
+                "annotations": {"org.opencontainers.image.title": "db.tar.gz"},
+            }
+        ],
+    }
+    repository, tag = reference.rsplit(":", 1)
+    for blob in (layer, config):
+        images.push_blob(server.url, repository, blob)
+    images.push_manifest(
+        server.url, repository, tag, json.dumps(manifest).encode(), images.OCI_MANIFEST
+    )
+    return f"{server.host}/{reference}"
+
+
 TRIVY_SERVER_TOKEN = "trivy-server-token-3c9e"
 
 
 @pytest.fixture(scope="session")
 def trivy_server(tmp_path_factory, trivy_bin):
     """A real `trivy server` with the fixture DB, requiring TRIVY_SERVER_TOKEN; its URL."""
-    from tests.support.trivy_db import write_trivy_db
-
     cache_dir = write_trivy_db(tmp_path_factory.mktemp("trivy-server"))
     url = f"http://127.0.0.1:{free_port()}"
     log = (cache_dir / "server.log").open("w")

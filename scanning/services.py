@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 SEARCH_LIMIT = 1000
+SCANNER_STATE_ID = 1  # the one ScannerState row
 COUNT_FIELDS = ("total", "critical", "high", "medium", "low", "unknown", "fixable")
 
 
@@ -33,13 +34,17 @@ class Outcome(Enum):
 
 
 def current_db_updated_at():
-    return ScannerState.objects.values_list("db_updated_at", flat=True).first()
+    return (
+        ScannerState.objects.filter(pk=SCANNER_STATE_ID)
+        .values_list("db_updated_at", flat=True)
+        .first()
+    )
 
 
 def note_scanner_state(trivy_version, db_updated_at):
     """Remember the newest DB seen; scans made with an older one become stale."""
     with transaction.atomic():
-        state = ScannerState.objects.select_for_update().first() or ScannerState()
+        state, _ = ScannerState.objects.select_for_update().get_or_create(pk=SCANNER_STATE_ID)
         if db_updated_at and (not state.db_updated_at or db_updated_at > state.db_updated_at):
             state.db_updated_at = db_updated_at
         state.trivy_version = trivy_version or state.trivy_version
@@ -63,7 +68,7 @@ def summary(scan, current_db=None):
 
 def summaries_for_digests(digests):
     """{digest: summary} of the digests with a good result, in one query (for tag lists)."""
-    current_db = ScannerState.objects.values("db_updated_at")[:1]
+    current_db = ScannerState.objects.filter(pk=SCANNER_STATE_ID).values("db_updated_at")
     scans = Scan.objects.filter(digest__in=list(digests), status=Scan.Status.SUCCEEDED).annotate(
         current_db=Subquery(current_db)
     )

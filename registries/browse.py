@@ -6,10 +6,11 @@ Pages read only the cache the sync keeps in the database, never the registry its
 import json
 import re
 from collections import defaultdict
+from functools import lru_cache
 
 from django.db import connection
 from django.db.backends.signals import connection_created
-from django.db.models import F, Func, Q, TextField
+from django.db.models import Count, F, Func, Max, Q, TextField
 from django.dispatch import receiver
 
 from registries.models import IndexChild, Manifest, Repository, Tag
@@ -64,8 +65,10 @@ REPOSITORY_SORTS = {
 }
 TAG_SORTS = {
     "name": (NaturalSortKey("name"), "name"),
-    "created": (F("manifest__created"), NaturalSortKey("name")),
-    "size": (F("manifest__size_bytes"), NaturalSortKey("name")),
+    # Ties (sibling tags share created date and size) are rare: plain name order is enough,
+    # and it spares PostgreSQL a natural key for every tag of the repository.
+    "created": (F("manifest__created"), "name"),
+    "size": (F("manifest__size_bytes"), "name"),
 }
 DEFAULT_REPOSITORY_SORT = "name"
 DEFAULT_TAG_SORT = "-created"
@@ -107,6 +110,62 @@ def tags(repository, search="", sort=DEFAULT_TAG_SORT):
         queryset = queryset.filter(name__icontains=search.strip())
     sort, ordering = _ordering(TAG_SORTS, sort, DEFAULT_TAG_SORT)
     return sort, queryset.order_by(*ordering)
+
+
+def tag_listing(repository, search="", sort=DEFAULT_TAG_SORT):
+    """(sort used, tags in page order) for the repository page: a queryset, or for the name
+    sort a TagListing, both of which Paginator can slice.
+
+    The natural key in SQL costs PostgreSQL two regexp_replace calls per tag on every request
+    (about 40 ms for 10,000 tags, before any row is sent): the name order is computed once in
+    Python instead and kept per repository until its set of tags changes.
+    """
+    if sort.lstrip("-") != "name":
+        return tags(repository, search, sort)
+    rows = _natural_order(repository.pk, *_tag_set_version(repository))
+    needle = search.strip().lower()
+    ids = (
+        [tag_id for tag_id, lowered in rows if needle in lowered]
+        if needle
+        else [tag_id for tag_id, _ in rows]
+    )
+    if sort.startswith("-"):
+        ids.reverse()
+    return sort, TagListing(ids)
+
+
+def _tag_set_version(repository):
+    """(count, highest id) of the repository's tags: changes whenever a tag comes or goes."""
+    version = Tag.objects.filter(repository=repository).aggregate(count=Count("id"), top=Max("id"))
+    return version["count"], version["top"]
+
+
+@lru_cache(maxsize=64)
+def _natural_order(repository_id, count, top_id):
+    """((tag id, lowercased name)...) of the repository in natural name order."""
+    rows = Tag.objects.filter(repository_id=repository_id).values_list("id", "name")
+    ordered = sorted(rows, key=lambda row: (natural_key(row[1]), row[1]))
+    return tuple((tag_id, name.lower()) for tag_id, name in ordered)
+
+
+class TagListing:
+    """Tag ids in display order; slicing fetches just those rows, their manifests joined."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def count(self):
+        return len(self.ids)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        ids = self.ids[index] if isinstance(index, slice) else [self.ids[index]]
+        rows = Tag.objects.filter(pk__in=ids).select_related("manifest").defer(*MANIFEST_HEAVY)
+        by_id = {tag.pk: tag for tag in rows}
+        found = [by_id[tag_id] for tag_id in ids if tag_id in by_id]
+        return found if isinstance(index, slice) else found[0]
 
 
 def siblings(repository, tags_shown):

@@ -212,7 +212,7 @@ def repository_detail(request, registry_id, repository):
     registry = get_registry(request.user, Action.VIEW, registry_id)
     repo = _repository(registry, repository)
     search = request.GET.get("q", "").strip()
-    sort, queryset = browse.tags(repo, search, request.GET.get("sort", ""))
+    sort, queryset = browse.tag_listing(repo, search, request.GET.get("sort", ""))
     page, per_page = _page(request, queryset, TAGS_PER_PAGE)
     rows = list(page.object_list)
     siblings = browse.siblings(repo, rows)
@@ -234,6 +234,9 @@ def repository_detail(request, registry_id, repository):
         "search": search,
         "perms": _permissions(request.user, registry),
         "scanning": scan_info.available(),
+        # Row links are built from this prefix: reversing four URLs per row costs more than
+        # the rest of the row's rendering (tag names and digests need no escaping in a path).
+        "repository_url": reverse("repository", args=[registry.pk, repo.name]),
     }
     if request.htmx and request.htmx.target == "tag-table":
         return render(request, "registries/_tag_table.html", context)

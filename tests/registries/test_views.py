@@ -56,6 +56,8 @@ def test_tag_name_sort_is_numeric_aware(client_for, registry_a, team_app):
     assert tag_names(response) == ["1.9", "1.10", "latest"]
     response = client_for("carol").get(url, {"sort": "-name"})
     assert tag_names(response) == ["latest", "1.10", "1.9"]
+    response = client_for("carol").get(url, {"sort": "name", "q": "1."})
+    assert tag_names(response) == ["1.9", "1.10"]
 
 
 def test_tag_sort_by_created_and_siblings(client_for, registry_a, team_app):
@@ -132,14 +134,15 @@ def test_image_page_of_an_index_switches_platform(client_for, registry_a):
     assert '"architecture": "arm64"' in html.unescape(raw.content.decode())
 
 
-def test_repository_page_queries_do_not_grow_with_tags(client_for, registry_a):
+@pytest.mark.parametrize("sort", ["-created", "name", "-size"])
+def test_repository_page_queries_do_not_grow_with_tags(client_for, registry_a, sort):
     def count_queries(tag_count, name):
         manifests = [image_manifest(registry_a, f"{name}-{i}") for i in range(tag_count)]
         repository_with_tags(registry_a, name, {f"t{i}": m for i, m in enumerate(manifests)})
         client = client_for("carol")
         url = reverse("repository", args=[registry_a.pk, name])
         with CaptureQueriesContext(connection) as queries:
-            assert client.get(url, {"per_page": 100}).status_code == 200
+            assert client.get(url, {"per_page": 100, "sort": sort}).status_code == 200
         return len(queries)
 
     assert count_queries(3, "few") == count_queries(60, "many")

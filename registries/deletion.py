@@ -103,7 +103,7 @@ def delete_digest(repository, digest, tag_names, *, client=None):
     except NotFound:
         already_gone = True
     except RegistryError as error:
-        raise DeletionError(f"Could not delete from {registry.name}: {error}") from error
+        raise DeletionError(f"The delete failed at {registry.name}: {error}") from error
     forget_digest(repository, digest)
     return DeleteOutcome(digest=digest, tags=list(tag_names), already_gone=already_gone)
 

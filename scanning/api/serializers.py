@@ -11,3 +11,39 @@ class ImageReferenceSerializer(serializers.Serializer):
 
 class ScanRequestSerializer(ImageReferenceSerializer):
     wait = serializers.BooleanField(default=False)
+
+
+class SeverityCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    critical = serializers.IntegerField()
+    high = serializers.IntegerField()
+    medium = serializers.IntegerField()
+    low = serializers.IntegerField()
+    unknown = serializers.IntegerField()
+    fixable = serializers.IntegerField()
+
+
+class LayerCountsSerializer(SeverityCountsSerializer):
+    digest = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class ScanResultsSerializer(SeverityCountsSerializer):
+    """The original UI's scan-results answer: counts, and counts per real image layer."""
+
+    scanned_at = serializers.DateTimeField(allow_null=True)
+    db_updated_at = serializers.DateTimeField(allow_null=True)
+    layers = LayerCountsSerializer(many=True)
+
+
+class ScanDoneSerializer(serializers.Serializer):
+    """The answer of a scan with "wait": true that finished in time."""
+
+    status = serializers.ChoiceField(choices=["success"])
+    vulnerabilities = SeverityCountsSerializer()
+
+
+class ScanFailedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["error"])
+    error = serializers.CharField()
+    job = serializers.DictField()

@@ -14,7 +14,13 @@ from jobs.models import Job
 from registries.models import Tag
 from registries.permissions import Action, get_registry
 from scanning import services
-from scanning.api.serializers import ImageReferenceSerializer, ScanRequestSerializer
+from scanning.api.serializers import (
+    ImageReferenceSerializer,
+    ScanDoneSerializer,
+    ScanFailedSerializer,
+    ScanRequestSerializer,
+    ScanResultsSerializer,
+)
 
 
 def tagged_manifest(registry, repository, tag):
@@ -33,7 +39,7 @@ class ScanView(APIView):
     @extend_schema(
         summary="Scan an image (original UI API)",
         request=ScanRequestSerializer,
-        responses={202: JobSerializer},
+        responses={200: ScanDoneSerializer, 202: JobSerializer, 502: ScanFailedSerializer},
     )
     def post(self, request):
         data = ScanRequestSerializer(data=request.data)
@@ -62,7 +68,11 @@ class ScanView(APIView):
 
 
 class ScanResultsView(APIView):
-    @extend_schema(summary="An image's scan results by layer (original UI API)")
+    @extend_schema(
+        summary="An image's scan results by layer (original UI API)",
+        parameters=[ImageReferenceSerializer],
+        responses=ScanResultsSerializer,
+    )
     def get(self, request):
         query = ImageReferenceSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

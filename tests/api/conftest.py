@@ -11,7 +11,15 @@ from accounts.models import ApiToken
 from registries.models import Manifest, Repository, Tag
 from scanning.models import Finding, Scan
 
+# Requests sent by the schemathesis fuzz test (test_fuzz.py), reported after the run.
+FUZZ_REQUESTS = {"count": 0}
+
 TOKEN_PERSONAS = {"readonly_token": {"read_only": True}, "expired_token": {"expires_days": 1}}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FUZZ_REQUESTS["count"]:
+        terminalreporter.write_line(f"schemathesis: {FUZZ_REQUESTS['count']} generated requests")
 
 
 def bearer_client(value):

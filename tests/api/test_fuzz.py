@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from accounts import tokens
+from tests.api.conftest import FUZZ_REQUESTS
 from tests.support.scanning_fixtures import fixture_image, push_and_cache
 
 EXAMPLES = int(os.environ.get("REGUI_FUZZ_EXAMPLES", "8"))
@@ -25,14 +26,10 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def fuzz_requests(request):
-    """Counts the requests sent; the total is printed at the end of the session."""
-    sent = {"count": 0}
-    yield sent
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and sent["count"]:
-        reporter.write_line(f"schemathesis: {sent['count']} generated requests sent")
+@pytest.fixture
+def fuzz_requests():
+    """Counts the requests sent; tests/api/conftest.py prints the total after the run."""
+    return FUZZ_REQUESTS
 
 
 @pytest.fixture

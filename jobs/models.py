@@ -26,6 +26,7 @@ class Job(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    MAX_ATTEMPTS = 3  # a transient failure is tried again until this many attempts
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

@@ -15,8 +15,6 @@ from regui.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
-
 
 def _send_again(job):
     if not job.task_name:
@@ -33,13 +31,13 @@ def recover_abandoned_jobs(now=None):
     abandoned = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale)
     resent = failed = 0
     for job in [*lost, *abandoned]:
-        if job.attempts < MAX_ATTEMPTS and _send_again(job):
+        if job.attempts < Job.MAX_ATTEMPTS and _send_again(job):
             resent += 1
             continue
         job.fail(
             f"abandoned: no worker reported on this job since "
             f"{(job.heartbeat_at or job.created_at):%Y-%m-%d %H:%M:%S} UTC "
-            f"(attempt {job.attempts} of {MAX_ATTEMPTS})"
+            f"(attempt {job.attempts} of {Job.MAX_ATTEMPTS})"
         )
         failed += 1
     if resent or failed:

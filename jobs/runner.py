@@ -1,7 +1,10 @@
 """The one body of every job task: claim the row, run the work, record how it ended.
 
-Tasks stay thin: `return run_job(self, job_id, work, retry_on=(SomeTransientError,))`,
-where `work(job)` returns the result dict (and reports progress on the job as it goes).
+Tasks stay thin: `return run_job(self, job_id, work, retry_on=..., fail_on=...)`, where
+`work(job)` returns the result dict (and reports progress on the job as it goes). Errors in
+`retry_on` are tried again with backoff, up to Job.MAX_ATTEMPTS attempts; errors in `fail_on`
+are expected failures whose message is the job's error; anything else is a bug, logged with
+its traceback.
 """
 
 import logging
@@ -13,10 +16,10 @@ from jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
-RETRY_BACKOFF_SECONDS = (10, 60, 300)
+RETRY_BACKOFF_SECONDS = (10, 60)  # before the 2nd and 3rd attempts
 
 
-def run_job(task, job_id, work, *, retry_on=()):
+def run_job(task, job_id, work, *, retry_on=(), fail_on=()):
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         return None  # the job (or its registry) was deleted meanwhile
@@ -31,9 +34,13 @@ def run_job(task, job_id, work, *, retry_on=()):
         raise
     except retry_on as exc:
         return _retry_or_fail(task, job, exc)
+    except fail_on as exc:
+        logger.warning("%s failed: %s", job, exc)
+        job.fail(exc)
+        return None
     except Exception as exc:
         logger.exception("%s failed", job)
-        job.fail(exc)
+        job.fail(f"Internal error ({exc.__class__.__name__}); the worker log has the details.")
         return None
     job.succeed(result)
     return None

@@ -8,14 +8,16 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.runner import run_job
 from registries import cleanup, sync
-from registries.client import RegistryUnavailable
+from registries.client import RegistryError, RegistryUnavailable
 from registries.models import Registry
 
 
 @shared_task(bind=True, ignore_result=True)
 def sync_registry_task(self, job_id):
     # A registry that is down or overloaded may be back soon; anything else fails the job.
-    return run_job(self, job_id, sync.run_sync_job, retry_on=(RegistryUnavailable,))
+    return run_job(
+        self, job_id, sync.run_sync_job, retry_on=(RegistryUnavailable,), fail_on=(RegistryError,)
+    )
 
 
 @shared_task(ignore_result=True)

@@ -4,10 +4,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from enum import Enum
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import log as audit
@@ -19,15 +18,9 @@ from scanning.models import Finding, Scan, ScannerState
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 SEARCH_LIMIT = 1000
 SCANNER_STATE_ID = 1  # the one ScannerState row
 COUNT_FIELDS = ("total", "critical", "high", "medium", "low", "unknown", "fixable")
-
-
-class Outcome(Enum):
-    DONE = "done"
-    RETRY = "retry"
 
 
 # -- reading results --------------------------------------------------------------------------
@@ -64,6 +57,12 @@ def summary(scan, current_db=None):
         "db_updated_at": scan.db_updated_at,
         "stale": scan.is_stale(current_db),
     }
+
+
+def findings_by_severity():
+    """{severity: number of findings} over every stored scan (the /metrics gauge)."""
+    rows = Finding.objects.values("severity").annotate(n=Count("id"))
+    return {row["severity"]: row["n"] for row in rows}
 
 
 def summaries_for_digests(digests):
@@ -267,30 +266,14 @@ def execute_scan(job, *, worker_name, config=None):
     return scan
 
 
-def run_scan_job(job_id, *, worker_name, config=None):
-    """Run one attempt of a queued scan job; Outcome.RETRY asks the caller to try later."""
-    job = Job.objects.select_related("registry").filter(pk=job_id, kind=Job.Kind.SCAN).first()
-    if job is None or not job.is_active:
-        return Outcome.DONE
-    if not job.start():
-        return Outcome.DONE  # another worker has it
+def run_scan_job(job, *, worker_name, config=None):
+    """The work of a scan job (the task's body); a failure keeps the earlier good result."""
     try:
         scan = execute_scan(job, worker_name=worker_name, config=config)
     except trivy.TrivyError as exc:
         reports.store_failure(job.digest, exc.reason)
-        if exc.transient and job.attempts < MAX_ATTEMPTS:
-            job.status, job.error = Job.Status.QUEUED, f"Attempt {job.attempts}: {exc.reason}"
-            job.save(update_fields=["status", "error"])
-            return Outcome.RETRY
-        logger.warning("Scan of %s failed: %s", job.target, exc.reason)
-        job.fail(exc.reason)
-        return Outcome.DONE
-    except Exception as exc:
-        job.fail(f"Internal error: {exc.__class__.__name__}")
         raise
-    seconds = round(job.duration.total_seconds(), 2)
-    job.succeed({"scan": scan.pk, **scan.counts(), "seconds": seconds})
-    return Outcome.DONE
+    return {"scan": scan.pk, **scan.counts(), "seconds": round(job.duration.total_seconds(), 2)}
 
 
 def refresh_scanner_state(*, worker_name, config=None):

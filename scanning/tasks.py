@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that receive job ids and call scanning.services."""
 
+import functools
 import os
 import re
 import socket
@@ -7,10 +8,9 @@ import socket
 from billiard.process import current_process
 from celery import shared_task
 
+from jobs.runner import run_job
 from registries.models import Registry
-from scanning import services
-
-RETRY_DELAY_SECONDS = 30
+from scanning import services, trivy
 
 
 def worker_name(task):
@@ -21,11 +21,12 @@ def worker_name(task):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{node}-{slot}")
 
 
-@shared_task(bind=True)
+@shared_task(bind=True, ignore_result=True)
 def run_scan(self, job_id):
-    outcome = services.run_scan_job(job_id, worker_name=worker_name(self))
-    if outcome is services.Outcome.RETRY:
-        run_scan.apply_async((job_id,), countdown=RETRY_DELAY_SECONDS)
+    work = functools.partial(services.run_scan_job, worker_name=worker_name(self))
+    return run_job(
+        self, job_id, work, retry_on=(trivy.TrivyTransientError,), fail_on=(trivy.TrivyError,)
+    )
 
 
 @shared_task(bind=True)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.recovery import MAX_ATTEMPTS, recover_abandoned_jobs
+from jobs.recovery import recover_abandoned_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_a_finished_job_is_never_claimed():
 
 
 def test_abandoned_job_without_attempts_left_is_failed_with_a_reason(settings):
-    job = _job(Job.Status.RUNNING, settings.REGUI_JOB_STALE_SECONDS + 5, attempts=MAX_ATTEMPTS)
+    job = _job(Job.Status.RUNNING, settings.REGUI_JOB_STALE_SECONDS + 5, attempts=Job.MAX_ATTEMPTS)
 
     assert recover_abandoned_jobs() == {"resent": 0, "failed": 1}
     job.refresh_from_db()

@@ -409,7 +409,7 @@ def test_unavailable_registry_is_retried_then_fails(
     job = scan_now(django_capture_on_commit_callbacks, flaky, manifest, repo_name)
 
     assert job.status == Job.Status.FAILED
-    assert job.attempts == services.MAX_ATTEMPTS
+    assert job.attempts == Job.MAX_ATTEMPTS
 
 
 def test_registry_back_after_a_failed_attempt_gives_the_result(

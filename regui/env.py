@@ -14,6 +14,7 @@ env = environ.FileAwareEnv()  # every VAR may also come from a file named by VAR
 
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
 BROKER_SCHEMES = {"redis", "rediss", "filesystem"}
+RATE_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
 
 
 def _checked_url(name, value, schemes):
@@ -84,3 +85,14 @@ def networks(name, default=""):
         return [ipaddress.ip_network(item, strict=False) for item in string_list(name, default)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} holds a bad address or network: {exc}") from None
+
+
+def rate(name, default):
+    """A request rate as Django REST framework writes it: N/s, N/min, N/hour or N/day."""
+    value = env.str(name, default=default).strip()
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name} must look like 60/min (s, min, hour, day), got {value!r}"
+        )
+    return value

@@ -234,8 +234,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["regui.rest.AnonThrottle", "regui.rest.TokenThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": conf.env.str("REGUI_API_ANON_RATE", default="60/min"),
-        "token": conf.env.str("REGUI_API_TOKEN_RATE", default="600/min"),
+        "anon": conf.rate("REGUI_API_ANON_RATE", "60/min"),
+        "token": conf.rate("REGUI_API_TOKEN_RATE", "600/min"),
     },
     "EXCEPTION_HANDLER": "regui.rest.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [

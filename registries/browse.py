@@ -113,22 +113,20 @@ def tags(repository, search="", sort=DEFAULT_TAG_SORT):
 
 
 def tag_listing(repository, search="", sort=DEFAULT_TAG_SORT):
-    """(sort used, tags in page order) for the repository page: a queryset, or for the name
-    sort a TagListing, both of which Paginator can slice.
+    """(sort used, TagListing) for the repository page: tag ids in order first, then only the
+    rows of the page shown.
 
-    The natural key in SQL costs PostgreSQL two regexp_replace calls per tag on every request
-    (about 40 ms for 10,000 tags, before any row is sent): the name order is computed once in
-    Python instead and kept per repository until its set of tags changes.
+    Ordering ids alone lets PostgreSQL sort narrow rows (a third of the time of sorting whole
+    tag + manifest rows for 10,000 tags). The natural name key in SQL would cost two
+    regexp_replace calls per tag on every request, so that order is computed once in Python
+    and kept per repository until its set of tags changes.
     """
     if sort.lstrip("-") != "name":
-        return tags(repository, search, sort)
+        sort, queryset = tags(repository, search, sort)
+        return sort, TagListing(queryset.values_list("id", flat=True))
     rows = _natural_order(repository.pk, *_tag_set_version(repository))
     needle = search.strip().lower()
-    ids = (
-        [tag_id for tag_id, lowered in rows if needle in lowered]
-        if needle
-        else [tag_id for tag_id, _ in rows]
-    )
+    ids = [tag_id for tag_id, lowered in rows if needle in lowered]
     if sort.startswith("-"):
         ids.reverse()
     return sort, TagListing(ids)
@@ -149,19 +147,20 @@ def _natural_order(repository_id, count, top_id):
 
 
 class TagListing:
-    """Tag ids in display order; slicing fetches just those rows, their manifests joined."""
+    """Tag ids in display order (a list or an id queryset); Paginator slices it, and a slice
+    fetches just those tags, their manifests joined."""
 
     def __init__(self, ids):
         self.ids = ids
 
     def count(self):
-        return len(self.ids)
+        return len(self.ids) if isinstance(self.ids, list) else self.ids.count()
 
     def __len__(self):
         return len(self.ids)
 
     def __getitem__(self, index):
-        ids = self.ids[index] if isinstance(index, slice) else [self.ids[index]]
+        ids = list(self.ids[index]) if isinstance(index, slice) else [self.ids[index]]
         rows = Tag.objects.filter(pk__in=ids).select_related("manifest").defer(*MANIFEST_HEAVY)
         by_id = {tag.pk: tag for tag in rows}
         found = [by_id[tag_id] for tag_id in ids if tag_id in by_id]

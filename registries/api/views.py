@@ -18,6 +18,7 @@ from audit import log
 from audit.models import AuditEvent
 from jobs.api.serializers import JobSerializer
 from registries import browse, cleanup, connection, deletion, sync
+from registries.admin import delete_with_cache
 from registries.api import filtersets
 from registries.api.serializers import (
     CleanupPlanSerializer,
@@ -131,9 +132,13 @@ class RegistryViewSet(
             return context
         return {**context, "roles": roles_by_registry(self.request.user)}
 
-    def perform_create(self, serializer):
-        if not self.request.user.is_superuser:
+    def create(self, request, *args, **kwargs):
+        # Refused before the body is read, so a 403 never depends on what was sent.
+        if not request.user.is_superuser:
             raise PermissionDenied("Only superusers add registries.")
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
         with transaction.atomic():
             registry = serializer.save()
             log.record(
@@ -158,9 +163,7 @@ class RegistryViewSet(
     def perform_destroy(self, registry):
         with transaction.atomic():
             log.record("registry.deleted", request=self.request, registry=registry, target=registry)
-            # Tag.manifest is PROTECT, so the cached tags go first, then the cascade does the rest.
-            Tag.objects.filter(repository__registry=registry).delete()
-            registry.delete()
+            delete_with_cache(registry)
 
     @extend_schema(
         request=None,

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.personas",
     "tests.support.scanning_fixtures",
     "tests.support.sync_fixtures",
+    "tests.support.worker_fixtures",
 ]

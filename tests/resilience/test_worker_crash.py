@@ -1,22 +1,23 @@
 """Real Celery workers killed mid-job, and a broker that loses its queue.
 
-Each test uses a private Redis as the broker and real worker processes against the test
-database, so a worker can be SIGKILLed and Redis restarted without touching anything else.
+Each test uses a private Redis as the broker (tests/support/worker_fixtures.py) and real
+worker processes, so a worker can be SIGKILLed and Redis restarted without touching anything
+else.
 """
 
 import signal
 import time
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job
 from jobs.recovery import recover_abandoned_jobs
 from registries.models import Registry, Tag
 from registries.tasks import sync_registry_task
-from regui.celery import app as celery_app
+from scanning import services
 from tests.support.images import push_many_tags
-from tests.support.processes import PrivateRedis, regui_env, start_worker, stop
+from tests.support.processes import start_worker, stop
+from tests.support.scanning_fixtures import fixture_image, push_and_cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -25,29 +26,9 @@ STALE_SECONDS = 3
 
 
 @pytest.fixture
-def broker(monkeypatch):
-    redis = PrivateRedis()
-    redis.start()
-    # This process publishes to the private broker instead of running tasks inline.
-    before = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
-    celery_app.conf.update(task_always_eager=False, broker_url=redis.url)
-    monkeypatch.setattr(celery_app, "_pool", None)
-    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    yield redis
-    celery_app.pool.force_close_all()
-    celery_app.conf.update(before)
-    redis.stop()
-
-
-@pytest.fixture
-def worker_env(broker):
-    db = connection.settings_dict
-    return regui_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=broker.url,
-        REGUI_BROKER_VISIBILITY_TIMEOUT=2,
-        REGUI_JOB_STALE_SECONDS=STALE_SECONDS,
-    )
+def crash_env(worker_env):
+    # Redeliver unacknowledged tasks and declare heartbeats dead within seconds, not hours.
+    return worker_env(REGUI_BROKER_VISIBILITY_TIMEOUT=2, REGUI_JOB_STALE_SECONDS=STALE_SECONDS)
 
 
 @pytest.fixture
@@ -74,10 +55,10 @@ def _wait_for(condition, timeout, what):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def test_sync_survives_a_worker_killed_in_the_middle(slow_registry, worker_env, tmp_path):
+def test_sync_survives_a_worker_killed_in_the_middle(slow_registry, crash_env, tmp_path):
     job = _sync_job(slow_registry)
     sync_registry_task.delay(job.pk)
-    first = start_worker(worker_env, "first", tmp_path / "first.log")
+    first = start_worker(crash_env, "first", tmp_path / "first.log")
     try:
         _wait_for(
             lambda: Job.objects.get(pk=job.pk).progress_done >= 2, 60, "the sync to be underway"
@@ -86,7 +67,7 @@ def test_sync_survives_a_worker_killed_in_the_middle(slow_registry, worker_env, 
         first.wait(10)
         assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING  # abandoned mid-way
 
-        second = start_worker(worker_env, "second", tmp_path / "second.log")
+        second = start_worker(crash_env, "second", tmp_path / "second.log")
         try:
             _wait_for(
                 lambda: Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED,
@@ -106,18 +87,18 @@ def test_sync_survives_a_worker_killed_in_the_middle(slow_registry, worker_env, 
 
 
 def test_jobs_queued_when_redis_restarts_are_sent_again_from_their_rows(
-    slow_registry, broker, worker_env, tmp_path, settings
+    slow_registry, celery_broker, crash_env, tmp_path, settings
 ):
     job = _sync_job(slow_registry)
     sync_registry_task.delay(job.pk)
-    broker.stop()  # this Redis keeps nothing on disk: the queued task is gone
-    broker.start()
+    celery_broker.stop()  # this Redis keeps nothing on disk: the queued task is gone
+    celery_broker.start()
 
     settings.REGUI_JOB_STALE_SECONDS = STALE_SECONDS
     time.sleep(STALE_SECONDS + 0.5)
     assert recover_abandoned_jobs() == {"resent": 1, "failed": 0}
 
-    worker = start_worker(worker_env, "after-restart", tmp_path / "worker.log")
+    worker = start_worker(crash_env, "after-restart", tmp_path / "worker.log")
     try:
         _wait_for(
             lambda: Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED,
@@ -126,3 +107,40 @@ def test_jobs_queued_when_redis_restarts_are_sent_again_from_their_rows(
         )
     finally:
         stop(worker)
+
+
+def test_scan_survives_a_worker_killed_in_the_middle(
+    trivy_settings, crash_env, registry, fault_proxy, live_registry_a, repo_name, tmp_path
+):
+    live_registry_a.url = fault_proxy.url
+    live_registry_a.save()
+    fault_proxy.latency(0.3)  # Trivy's pulls take long enough to kill its worker mid-scan
+    image = fixture_image("amd64")
+    manifest = push_and_cache(registry, live_registry_a, repo_name, "v1", image)
+    env = {
+        **crash_env,
+        "REGUI_TRIVY_BIN": trivy_settings.REGUI_TRIVY_BIN,
+        "REGUI_TRIVY_CACHE_DIR": trivy_settings.REGUI_TRIVY_CACHE_DIR,
+        "REGUI_TRIVY_SKIP_DB_UPDATE": "true",
+        "REGUI_TRIVY_OFFLINE_SCAN": "true",
+    }
+    job = services.request_scan(live_registry_a, manifest, repository=repo_name)
+    first = start_worker(env, "first", tmp_path / "first.log")
+    try:
+        _wait_for(
+            lambda: Job.objects.get(pk=job.pk).status == Job.Status.RUNNING, 60, "the scan start"
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start_worker(env, "second", tmp_path / "second.log")
+        try:
+            _wait_for(lambda: not Job.objects.get(pk=job.pk).is_active, 120, "the redelivered scan")
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts >= 2
+    assert services.latest_scan(image.digest).total == 6

@@ -4,29 +4,13 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job
-from regui.celery import app as celery_app
 from scanning import services
-from tests.support.processes import PrivateRedis, regui_env, start_worker, stop
+from tests.support.processes import start_worker, stop
 from tests.support.scanning_fixtures import fixture_image, push_and_cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(monkeypatch):
-    redis = PrivateRedis()
-    redis.start()
-    before = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
-    celery_app.conf.update(task_always_eager=False, broker_url=redis.url)
-    monkeypatch.setattr(celery_app, "_pool", None)
-    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    yield redis
-    celery_app.pool.force_close_all()
-    celery_app.conf.update(before)
-    redis.stop()
 
 
 def wait_until_finished(jobs, timeout=60):
@@ -41,15 +25,12 @@ def wait_until_finished(jobs, timeout=60):
 
 
 def test_two_workers_scan_with_their_own_caches(
-    trivy_settings, broker, registry, fault_proxy, live_registry_a, repo_name, tmp_path
+    trivy_settings, worker_env, registry, fault_proxy, live_registry_a, repo_name, tmp_path
 ):
     live_registry_a.url = fault_proxy.url
     live_registry_a.save()
     fault_proxy.latency(0.2)  # scans long enough for both workers to take one
-    db = connection.settings_dict
-    env = regui_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=broker.url,
+    env = worker_env(
         REGUI_TRIVY_BIN=trivy_settings.REGUI_TRIVY_BIN,
         REGUI_TRIVY_CACHE_DIR=trivy_settings.REGUI_TRIVY_CACHE_DIR,
         REGUI_TRIVY_SKIP_DB_UPDATE="true",

@@ -7,6 +7,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from jobs.models import Job
 from registries.models import Tag
 from tests.support.browser import login, screenshots
 from tests.support.cache_rows import sync_into
@@ -210,3 +211,18 @@ def test_dark_mode_toggles_and_persists(page, live_server, carol):
     expect(html).to_have_attribute("data-bs-theme", "light")
     page.reload()
     expect(html).to_have_attribute("data-bs-theme", "light")
+
+
+def test_jobs_page_follows_a_running_job(page, live_server, registry_a, carol):
+    job = Job.objects.create(
+        kind=Job.Kind.SYNC, registry=registry_a, status=Job.Status.RUNNING, progress_total=4
+    )
+    login(page, live_server, carol).goto(f"{live_server.url}/jobs/")
+    row = page.locator(f"tr[data-job='{job.pk}']")
+    expect(row).to_contain_text("Running")
+
+    job.report_progress(2)
+    expect(row).to_contain_text("2/4")  # htmx polls while a job is active
+    job.succeed({"tags": 4})
+    expect(row).to_contain_text("Succeeded")
+    expect(page.locator("#job-table")).not_to_have_attribute("hx-trigger", "every 2s")

@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from jobs.models import Job
 from registries.models import Manifest, Membership, Registry, Repository, Tag
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +302,27 @@ def test_an_unknown_role_is_refused(api, registry_a, alice, mallory):
     )
     assert bad.status_code == 400 and "role" in bad.json()
     assert not Membership.objects.filter(registry=registry_a, user=mallory).exists()
+
+
+def test_a_browser_session_needs_the_csrf_token_for_changes(registry_a, bob):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(bob)
+
+    assert client.get(f"/api/v1/registries/{registry_a.pk}/").status_code == 200
+    refused = client.post(f"/api/v1/registries/{registry_a.pk}/sync/")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+
+
+def test_jobs_are_filtered_and_limited_to_visible_registries(
+    api, registry_a, registry_b, carol, mallory
+):
+    sync_a = Job.objects.create(kind=Job.Kind.SYNC, registry=registry_a)
+    Job.objects.create(kind=Job.Kind.SCAN, registry=registry_a, digest="sha256:" + "b" * 64)
+    Job.objects.create(kind=Job.Kind.SYNC, registry=registry_b)
+
+    syncs = api("carol").get("/api/v1/jobs/", {"kind": "sync"}).json()
+    everything = api("carol").get("/api/v1/jobs/").json()
+
+    assert [job["id"] for job in syncs["results"]] == [sync_a.pk]
+    assert everything["count"] == 2
+    assert api("mallory").get(f"/api/v1/jobs/{sync_a.pk}/").status_code == 404

@@ -173,3 +173,18 @@ def test_token_clients_are_throttled_per_token(alice, settings):
     assert codes == [200, 200, 429]
     assert bearer_client(second).get("/api/v1/me/").status_code == 200
     cache.clear()
+
+
+def test_a_superuser_revokes_a_leaked_token_in_the_admin(client_for, alice, root):
+    token, value = tokens.issue(alice, name="leaked")
+    client = client_for("root")
+
+    listing = client.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200 and "leaked" in listing.content.decode()
+    assert value not in listing.content.decode()
+    answer = client.post(f"/admin/accounts/apitoken/{token.pk}/delete/", {"post": "yes"})
+
+    assert answer.status_code == 302
+    assert bearer_client(value).get("/api/v1/me/").status_code == 401
+    event = AuditEvent.objects.get(action="token.revoke")
+    assert event.actor_name == "root" and "alice" in event.target

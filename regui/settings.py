@@ -246,7 +246,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RegUI API",
-    "DESCRIPTION": "Browse, clean up and scan Docker/OCI registries.",
+    "DESCRIPTION": (
+        "Browse, clean up and scan Docker/OCI registries.\n\n"
+        "Authenticate with an API token from *My API tokens* (or `manage.py issue_token`), "
+        "sent as `Authorization: Bearer regui_…`; a read-only token may only read. Roles are "
+        "per registry: a registry you are not a member of answers 404, too low a role 403. "
+        'Errors are JSON: `{"detail": …}`, or field errors for bad input (nothing changed). '
+        "Background work (sync, scan, cleanup) answers 202 with a job to poll at "
+        "`/api/v1/jobs/{id}/`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's files come from the drf-spectacular-sidecar package, never from a CDN.

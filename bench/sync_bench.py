@@ -57,6 +57,8 @@ def push_index_repository(url, repo_number, tags):
     repo = repository_name(repo_number)
     session = images.registry_session()
     layers = {arch: images.alpine_layer(None, arch) for arch in ("amd64", "arm64")}
+    for layer in layers.values():  # once, before the threads: concurrent uploads of one blob race
+        images.push_blob(url, repo, layer, session)
 
     def push_one(number):
         created = images.DEFAULT_CREATED - datetime.timedelta(days=repo_number, minutes=number)
@@ -79,7 +81,12 @@ def push_everything(url, repos, tags, index_repos):
             # Creation dates differ per repository too, so every tag has a config of its own.
             start = images.DEFAULT_CREATED + datetime.timedelta(days=number)
             images.push_many_tags(
-                url, repository_name(number), tags, created_start=start, workers=8
+                url,
+                repository_name(number),
+                tags,
+                created_start=start,
+                created_step=datetime.timedelta(minutes=1),
+                workers=8,
             )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -294,13 +295,17 @@ class Counts:
         self.new_digests |= other.new_digests
 
 
-def write_repository(registry, changes, now=None):
-    """Apply one repository's changes in one transaction; returns Counts."""
+def write_repository(registry, changes, now=None, repository=None):
+    """Apply one repository's changes in one transaction; returns Counts.
+
+    `repository` is the row when the caller has it already (a sync loads them all at once).
+    """
     now = now or timezone.now()
     counts = Counts()
     with transaction.atomic():
         _relax_commit_durability()
-        repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
+        if repository is None:
+            repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
         created_digests = save_manifests(registry, changes.manifests)
         ids = dict(
             Manifest.objects.filter(
@@ -332,10 +337,12 @@ def write_repository(registry, changes, now=None):
             Tag.objects.filter(pk__in=removed).delete()
         counts.added, counts.changed, counts.removed = len(to_create), len(to_update), len(removed)
         counts.new_digests = created_digests & set(changes.tags.values())
-        if counts.added or counts.changed or counts.removed or repository.synced_at is None:
-            refresh_repository_totals(repository)
         repository.synced_at = now
-        repository.save(update_fields=["tag_count", "size_bytes", "last_created", "synced_at"])
+        if counts.added or counts.changed or counts.removed or repository.tag_count != len(current):
+            refresh_repository_totals(repository)
+            repository.save(update_fields=["tag_count", "size_bytes", "last_created", "synced_at"])
+        else:
+            repository.save(update_fields=["synced_at"])
     return counts
 
 
@@ -429,14 +436,12 @@ def _save_index_children(registry, indexes):
 
 def refresh_repository_totals(repository):
     """tag_count, size (distinct blobs: a layer shared by tags counts once), newest created."""
-    tagged_ids = set(repository.tags.values_list("manifest_id", flat=True))
-    child_ids = set(
-        IndexChild.objects.filter(
-            index_id__in=tagged_ids, is_attestation=False, child__isnull=False
-        ).values_list("child_id", flat=True)
-    )
+    tagged_ids = list(repository.tags.values_list("manifest_id", flat=True))
+    platform_children = IndexChild.objects.filter(
+        index_id__in=tagged_ids, is_attestation=False
+    ).values("child_id")
     blobs, newest = {}, None
-    rows = Manifest.objects.filter(pk__in=tagged_ids | child_ids).only(
+    rows = Manifest.objects.filter(Q(pk__in=tagged_ids) | Q(pk__in=platform_children)).only(
         "is_index", "layers", "config_digest", "config_size", "created"
     )
     for manifest in rows:
@@ -444,7 +449,7 @@ def refresh_repository_totals(repository):
             blobs.update(manifest.blob_sizes())
         if manifest.created and (newest is None or manifest.created > newest):
             newest = manifest.created
-    repository.tag_count = repository.tags.count()
+    repository.tag_count = len(tagged_ids)
     repository.size_bytes = sum(blobs.values())
     repository.last_created = newest
 
@@ -489,6 +494,10 @@ class RegistrySync:
             Manifest.objects.filter(registry=self.registry).values_list("digest", flat=True)
         )
         self.fetcher = ManifestFetcher(self.client, known)
+        self.repositories = {
+            repository.name: repository
+            for repository in Repository.objects.filter(registry=self.registry, name__in=names)
+        }
         workers = max(1, self.registry.max_concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regui-sync")
         try:
@@ -596,7 +605,9 @@ class RegistrySync:
             removed_tags=set(run.stored) - run.listed,
             manifests=manifests,
         )
-        counts = write_repository(self.registry, changes)
+        counts = write_repository(
+            self.registry, changes, repository=self.repositories.pop(run.name, None)
+        )
         self.counts.add(counts)
         self.repositories_done += 1
         self.tags_seen += len(run.listed)

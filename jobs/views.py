@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from jobs.models import Job
+from registries.fragments import vary_on_htmx, wants_fragment
 from registries.permissions import Action, can, visible_registries
 
 JOBS_PER_PAGE = 50
@@ -21,6 +22,7 @@ def _visible_jobs(user):
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def job_list(request):
     jobs = _visible_jobs(request.user)
@@ -41,12 +43,13 @@ def job_list(request):
         "statuses": Job.Status.choices,
         "polling": any(job.is_active for job in page.object_list),
     }
-    if request.htmx and request.htmx.target == "job-table":
+    if wants_fragment(request, "job-table"):
         return render(request, "jobs/_job_table.html", context)
     return render(request, "jobs/jobs.html", context)
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def job_detail(request, job_id):
     job = get_object_or_404(_visible_jobs(request.user), pk=job_id)
@@ -58,6 +61,6 @@ def job_detail(request, job_id):
 
         context["gc"] = garbage_collection_steps(job.registry)
         context["can_cleanup"] = can(request.user, Action.CLEANUP, job.registry)
-    if request.htmx and request.htmx.target == "job-panel":
+    if wants_fragment(request, "job-panel"):
         return render(request, "jobs/_job_panel.html", context)
     return render(request, "jobs/job.html", context)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit import log as audit
 from jobs.models import Job
 from registries import browse, cleanup, deletion, scan_info
+from registries.fragments import vary_on_htmx, wants_fragment
 from registries.models import Manifest, Registry, Repository, Role, Tag
 from registries.permissions import Action, can, get_registry, roles_by_registry
 from registries.sync import request_sync
@@ -174,6 +175,7 @@ def sync_now(request, registry_id):
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def registry_detail(request, registry_id):
     registry = get_registry(request.user, Action.VIEW, registry_id)
@@ -195,7 +197,7 @@ def registry_detail(request, registry_id):
         "ns_param": ns_param,
         "perms": _permissions(request.user, registry),
     }
-    if request.htmx and request.htmx.target == "repository-table":
+    if wants_fragment(request, "repository-table"):
         return render(request, "registries/_repository_table.html", context)
     namespaces = browse.namespaces(registry)
     context["namespaces"] = [(name or "/", name, count) for name, count in namespaces]
@@ -207,6 +209,7 @@ def registry_detail(request, registry_id):
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def repository_detail(request, registry_id, repository):
     registry = get_registry(request.user, Action.VIEW, registry_id)
@@ -238,7 +241,7 @@ def repository_detail(request, registry_id, repository):
         # the rest of the row's rendering (tag names and digests need no escaping in a path).
         "repository_url": reverse("repository", args=[registry.pk, repo.name]),
     }
-    if request.htmx and request.htmx.target == "tag-table":
+    if wants_fragment(request, "tag-table"):
         return render(request, "registries/_tag_table.html", context)
     return render(request, "registries/repository.html", context)
 
@@ -283,12 +286,13 @@ def _image_context(request, registry, repo, manifest, tag=None):
 
 
 def _render_image(request, context):
-    if request.htmx and request.htmx.target == "image-platform":
+    if wants_fragment(request, "image-platform"):
         return render(request, "registries/_image_platform.html", context)
     return render(request, "registries/image.html", context)
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def image_by_tag(request, registry_id, repository, tag):
     registry = get_registry(request.user, Action.VIEW, registry_id)
@@ -300,6 +304,7 @@ def image_by_tag(request, registry_id, repository, tag):
 
 
 @login_required
+@vary_on_htmx
 @require_GET
 def image_by_digest(request, registry_id, repository, digest):
     registry = get_registry(request.user, Action.VIEW, registry_id)
@@ -325,6 +330,7 @@ def raw_json(request, registry_id, repository, digest, kind):
 
 
 @login_required
+@vary_on_htmx
 @require_http_methods(["GET", "POST"])
 def delete_tag(request, registry_id, repository, tag):
     registry = get_registry(request.user, Action.DELETE_TAG, registry_id)
@@ -348,7 +354,9 @@ def delete_tag(request, registry_id, repository, tag):
         "others": [name for name in going if name != tag_row.name],
         "repository_url": repository_url,
     }
-    template = "registries/_delete_modal.html" if request.htmx else "registries/delete.html"
+    template = (
+        "registries/_delete_modal.html" if wants_fragment(request) else "registries/delete.html"
+    )
     return render(request, template, context)
 
 

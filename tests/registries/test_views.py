@@ -8,6 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from audit.models import AuditEvent
+from jobs.models import Job
 from registries.models import Tag
 from tests.support.cache_rows import image_manifest, index_manifest, repository_with_tags
 
@@ -146,3 +148,48 @@ def test_repository_page_queries_do_not_grow_with_tags(client_for, registry_a, s
         return len(queries)
 
     assert count_queries(3, "few") == count_queries(60, "many")
+
+
+def test_sync_now_is_for_operators_and_audited(client_for, registry_a, team_app):
+    url = reverse("registry-sync", args=[registry_a.pk])
+    assert client_for("carol").post(url).status_code == 403
+    assert client_for("mallory").post(url).status_code == 404
+    response = client_for("bob").post(url, {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("dashboard")  # no open redirect
+    job = Job.objects.get(kind=Job.Kind.SYNC, registry=registry_a)
+    assert job.created_by.username == "bob"
+    assert AuditEvent.objects.filter(action="registry.sync", registry=registry_a).exists()
+
+
+def test_cleanup_run_needs_admin_and_the_previewed_plan(client_for, registry_a, team_app):
+    rules = {"syntax": "glob", "repository_pattern": "*", "tag_pattern": "1.*", "protected": ""}
+    url = reverse("cleanup-run", args=[registry_a.pk])
+    assert client_for("bob").post(url, {**rules, "fingerprint": "x"}).status_code == 403
+    response = client_for("alice").post(url, {**rules, "fingerprint": "stale"})
+    assert response.status_code == 200
+    assert "changed since the preview" in response.content.decode()
+    assert not Job.objects.filter(kind=Job.Kind.CLEANUP).exists()
+    assert Tag.objects.filter(repository=team_app).count() == 3
+
+
+def test_jobs_page_shows_only_visible_registries(client_for, registry_a, registry_b):
+    Job.objects.create(kind=Job.Kind.SYNC, registry=registry_a, target="registry-a")
+    Job.objects.create(kind=Job.Kind.SYNC, registry=registry_b, target="registry-b")
+    page = client_for("mallory").get(reverse("jobs")).content.decode()
+    assert "registry-b" in page
+    assert "registry-a" not in page
+    job_a = Job.objects.get(registry=registry_a)
+    assert client_for("mallory").get(reverse("job", args=[job_a.pk])).status_code == 404
+
+
+def test_scanned_images_show_severity_badges(client_for, registry_a, team_app):
+    from scanning.models import Scan
+
+    digest = Tag.objects.get(repository=team_app, name="1.10").manifest.digest
+    Scan.objects.create(digest=digest, status=Scan.Status.SUCCEEDED, critical=2, high=1, total=3)
+    client = client_for("carol")
+    page = client.get(reverse("repository", args=[registry_a.pk, "team/app"])).content.decode()
+    assert 'title="2 critical"' in page
+    dashboard = client.get(reverse("dashboard"))
+    assert dashboard.context["cards"][0]["scans"]["scanned"] == 1
+    assert dashboard.context["chart"]["title"] == "Vulnerabilities in scanned images"

@@ -211,8 +211,12 @@ class ManifestFetcher:
         self._lock = threading.Lock()
 
     def tag(self, repository, tag, stored_digest=None):
-        """(tag, digest) of a tag; digest None when the stored digest is still current."""
-        fetched = self.client.manifest(repository, tag, if_none_match=stored_digest)
+        """(tag, digest) of a tag: digest None when the stored digest is still current, ""
+        when the tag is gone."""
+        try:
+            fetched = self.client.manifest(repository, tag, if_none_match=stored_digest)
+        except NotFound:
+            return tag, ""
         if fetched is None:
             return tag, None
         self._ingest(repository, fetched.digest, fetched)
@@ -242,14 +246,28 @@ class ManifestFetcher:
             parsed.is_attestation = bool(entry and entry.is_attestation)
             if parsed.is_index and entry is None:
                 for child in parsed.children:
-                    self._ingest(repository, child.digest, entry=child)
+                    self._ingest_child(repository, digest, child)
             elif parsed.config_digest and not parsed.is_attestation and not parsed.is_index:
-                apply_config(parsed, self.client.blob_json(repository, parsed.config_digest))
+                self._fetch_config(repository, parsed)
             with self._lock:
                 self.fetched[digest] = parsed
         finally:
             with self._lock:
                 self._claims.pop(digest).set()
+
+    def _ingest_child(self, repository, index_digest, entry):
+        try:
+            self._ingest(repository, entry.digest, entry=entry)
+        except NotFound:
+            # A registry that lost a child still serves the rest: keep the index without it.
+            logger.warning("%s: child %s of %s is missing", repository, entry.digest, index_digest)
+
+    def _fetch_config(self, repository, parsed):
+        try:
+            apply_config(parsed, self.client.blob_json(repository, parsed.config_digest))
+        except NotFound:
+            # Shown without created date and platform rather than hiding the whole tag.
+            logger.warning("%s: config blob of %s is missing", repository, parsed.digest)
 
     def _claim(self, digest):
         """True if this thread should fetch the digest; else wait for whoever does."""
@@ -555,7 +573,7 @@ class RegistrySync:
             if not run.listed:
                 finished.put(run)
             for tag in list(run.listed):
-                future = pool.submit(self._tag, run.name, tag, run.stored.get(tag))
+                future = pool.submit(self.fetcher.tag, run.name, tag, run.stored.get(tag))
                 future.add_done_callback(partial(self._tag_fetched, run, finished))
         except BaseException as error:  # noqa: BLE001  (handed to the writing thread)
             finished.put(error)
@@ -581,12 +599,6 @@ class RegistrySync:
             return self.client.tags(repository)
         except NotFound:
             return []  # listed in the catalog, but its last tag is gone
-
-    def _tag(self, repository, tag, stored_digest):
-        try:
-            return self.fetcher.tag(repository, tag, stored_digest)
-        except NotFound:
-            return tag, ""
 
     def _stored_tags(self, name):
         return dict(
@@ -740,12 +752,11 @@ def apply_notification(registry, envelope):
                 removed_digests=set(actions["delete_digests"]),
             )
             for tag in sorted(actions["push"]):
-                try:
-                    _, digest = fetcher.tag(repository, tag)
-                except NotFound:
+                _, digest = fetcher.tag(repository, tag)
+                if digest:
+                    changes.tags[tag] = digest
+                else:
                     changes.removed_tags.add(tag)  # deleted again before we looked
-                    continue
-                changes.tags[tag] = digest
             for digest in set(changes.tags.values()):
                 changes.manifests.extend(fetcher.take(digest))
             counts.add(write_repository(registry, changes))

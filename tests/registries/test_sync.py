@@ -5,6 +5,7 @@ import hashlib
 import json
 
 import pytest
+import requests
 
 from registries import sync
 from registries.client import FetchedManifest
@@ -238,3 +239,22 @@ def test_parse_manifest_refuses_bad_descriptors():
     content = json.dumps(bad).encode()
     with pytest.raises(sync.ProtocolError, match="layer 0"):
         sync.parse_manifest(FetchedManifest("sha256:x", images.OCI_MANIFEST, content))
+
+
+def test_an_image_whose_config_blob_is_gone_is_kept_without_its_details(
+    fresh_registry, registry_row
+):
+    image = images.build_image()
+    images.push_image(fresh_registry.url, "team/broken", "1.0", image)
+    gone = requests.delete(
+        f"{fresh_registry.url}/v2/team/broken/blobs/{image.config.digest}", timeout=10
+    )
+    assert gone.status_code == 202
+    row = registry_row(fresh_registry)
+
+    sync.sync_registry(row)
+
+    manifest = Tag.objects.get(repository__registry=row, name="1.0").manifest
+    assert manifest.digest == image.digest
+    assert manifest.size_bytes == image.size  # sizes come from the manifest itself
+    assert (manifest.created, manifest.config) == (None, {})

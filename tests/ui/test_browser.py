@@ -34,6 +34,7 @@ def test_login_dashboard_and_sync_now(page, live_server, registry, ui_images, al
     registry_a = sync_into(alice.registry_memberships.get().registry, registry, ["ui/app"])
     page.goto(live_server.url)
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    screenshots(page, "login")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PERSONA_PASSWORD)
     page.click("button[type=submit]")

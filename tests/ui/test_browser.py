@@ -53,6 +53,13 @@ def test_login_dashboard_and_sync_now(page, live_server, registry, ui_images, al
 def test_repository_sorts_tags_by_created_and_name(page, live_server, registry, ui_images, carol):
     registry_a = sync_into(carol.registry_memberships.get().registry, registry, ["ui/app"])
     login(page, live_server, carol).goto(f"{live_server.url}/registries/{registry_a.pk}/")
+    search = page.locator("#repo-search input[name=q]")
+    search.fill("nothing-like-this")
+    expect(page.locator("#repository-table")).to_contain_text("No repository matches")
+    search.fill("")
+    page.select_option("#repo-search select[name=ns]", "ui")
+    expect(page.locator("#repository-table .namespace-row")).to_have_text("ui/")
+    assert "ns=ui" in page.url
     page.get_by_role("link", name="app").click()
     expect(page.locator("h1")).to_contain_text("ui/app")
     # Newest first by default; `latest` shares 1.9's digest and says so.

@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -384,6 +385,9 @@ def start_cleanup(registry, rules, plan, *, user, request=None):
     return job
 
 
+RESULT_SAVE_INTERVAL_SECONDS = 1.0
+
+
 class CleanupIncomplete(Exception):
     """Some planned deletes failed; the job's result lists which and why."""
 
@@ -392,6 +396,7 @@ def run_cleanup_job(job):
     """The job's work (run by jobs.runner): delete each planned digest, a result per tag."""
     registry = job.registry
     results = []
+    last_saved = 0.0
     with RegistryClient(registry) as client:
         for number, item in enumerate(job.params.get("plan", []), start=1):
             outcome = _run_item(registry, client, item)
@@ -400,8 +405,11 @@ def run_cleanup_job(job):
                 {"repository": item["repository"], "tag": tag, "digest": item["digest"], **outcome}
                 for tag in item["tags"]
             )
-            job.result = {"results": results}
-            job.save(update_fields=["result"])
+            # The growing result list is rewritten at most once a second, not per delete.
+            if time.monotonic() - last_saved >= RESULT_SAVE_INTERVAL_SECONDS:
+                job.result = {"results": results}
+                job.save(update_fields=["result"])
+                last_saved = time.monotonic()
             job.report_progress(number)
             if fatal:
                 break

@@ -104,6 +104,9 @@ def delete_digest(repository, digest, tag_names, *, client=None):
         already_gone = True
     except RegistryError as error:
         raise DeletionError(f"The delete failed at {registry.name}: {error}") from error
+    if not already_gone and registry.delete_enabled is not True:
+        registry.delete_enabled = True
+        registry.save(update_fields=["delete_enabled"])
     forget_digest(repository, digest)
     return DeleteOutcome(digest=digest, tags=list(tag_names), already_gone=already_gone)
 

@@ -44,7 +44,7 @@ SCENARIOS = {
     "by name, numeric-aware": {"sort": "name"},
     "by name, last page": {"sort": "name", "page": "last"},
     "by size, descending": {"sort": "-size"},
-    "search 'v01'": {"q": "v01"},
+    "search 'v1.' (100 hits)": {"q": "v1."},
     "200 per page": {"per_page": "200"},
     "htmx table only": {"sort": "created", "_htmx": "1"},
 }

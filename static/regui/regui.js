@@ -28,6 +28,19 @@
     }
   });
 
+  // "/" jumps to the page's search box, as on most code and registry sites.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var active = document.activeElement;
+    if (active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName))) return;
+    var search = document.querySelector('main input[type="search"]');
+    if (search) {
+      event.preventDefault();
+      search.focus();
+      search.select();
+    }
+  });
+
   function copyText(text, button) {
     var done = function () {
       var icon = button.querySelector("i");

@@ -191,6 +191,7 @@ def registry_detail(request, registry_id):
         "registry": registry,
         "page": page,
         "per_page": per_page,
+        "page_sizes": PAGE_SIZES,
         "sort": sort,
         "search": search,
         "namespace": namespace,
@@ -233,6 +234,7 @@ def repository_detail(request, registry_id, repository):
             for tag in rows
         ],
         "per_page": per_page,
+        "page_sizes": PAGE_SIZES,
         "sort": sort,
         "search": search,
         "perms": _permissions(request.user, registry),

@@ -64,7 +64,9 @@ def dashboard(request):
         .values("registry_id")
         .annotate(repositories=Count("id"), tags=Sum("tag_count"), newest=Max("last_created"))
     }
-    storage = browse.storage_by_registry(ids)
+    storage = browse.cached_storage_by_registry(
+        registries, {registry_id: row["tags"] or 0 for registry_id, row in counts.items()}
+    )
     scans = scan_info.overview_by_registry(ids)
     active_syncs = set(
         Job.objects.filter(

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from jobs.models import Job
-from registries.models import Tag
+from registries.models import Repository, Tag
 from tests.support.cache_rows import image_manifest, index_manifest, repository_with_tags
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +193,20 @@ def test_scanned_images_show_severity_badges(client_for, registry_a, team_app):
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.context["cards"][0]["scans"]["scanned"] == 1
     assert dashboard.context["chart"]["title"] == "Vulnerabilities in scanned images"
+
+
+def test_dashboard_storage_counts_shared_blobs_once(client_for, registry_a):
+    shared = ("base", 10_000)
+    one = image_manifest(registry_a, "one", layers=[shared, ("one", 100)])
+    two = image_manifest(registry_a, "two", layers=[shared, ("two", 200)])
+    repository_with_tags(registry_a, "a", {"1": one})
+    repository_with_tags(registry_a, "b", {"1": one, "2": two})
+    expected = 10_000 + 100 + 200 + one.config_size + two.config_size
+    client = client_for("carol")
+    assert client.get(reverse("dashboard")).context["cards"][0]["storage"] == expected
+    Tag.objects.filter(name="2").delete()  # what a delete or sync leaves: fewer tags
+    repository = Repository.objects.get(registry=registry_a, name="b")
+    repository.tag_count = 1
+    repository.save()
+    expected -= 200 + two.config_size
+    assert client.get(reverse("dashboard")).context["cards"][0]["storage"] == expected

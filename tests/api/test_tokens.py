@@ -188,3 +188,12 @@ def test_a_superuser_revokes_a_leaked_token_in_the_admin(client_for, alice, root
     assert bearer_client(value).get("/api/v1/me/").status_code == 401
     event = AuditEvent.objects.get(action="token.revoke")
     assert event.actor_name == "root" and "alice" in event.target
+
+
+def test_issue_token_read_only_flag(alice, registry_a):
+    value = issue_from_command("alice", "--read-only")
+    client = bearer_client(value)
+
+    assert client.get("/api/v1/me/").json()["token"]["read_only"] is True
+    assert client.post(f"/api/v1/registries/{registry_a.pk}/sync/").status_code == 403
+    assert ApiToken.objects.get().expires_at is None

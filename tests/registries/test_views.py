@@ -210,3 +210,16 @@ def test_dashboard_storage_counts_shared_blobs_once(client_for, registry_a):
     repository.save()
     expected -= 200 + two.config_size
     assert client.get(reverse("dashboard")).context["cards"][0]["storage"] == expected
+
+
+def test_a_user_without_registries_gets_a_friendly_dashboard(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("newcomer", password="x"))
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "No registries for you yet" in page
+
+
+def test_cleanup_warns_when_deletes_are_disabled(client_for, registry_a, team_app):
+    registry_a.delete_enabled = False
+    registry_a.save()
+    page = client_for("alice").get(reverse("cleanup", args=[registry_a.pk])).content.decode()
+    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in page

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import JsonResponse
+from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, pagination, throttling
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -62,5 +63,16 @@ class TokenThrottle(_SettingsRateThrottle):
 
 @csrf_exempt  # it changes nothing, and a CSRF 403 page would hide the JSON 404
 def api_not_found(request, path=""):
-    """JSON, like every other API answer, for a path under /api/ that matches no endpoint."""
-    return JsonResponse({"detail": "No such API endpoint."}, status=404)
+    """JSON, like every other API answer, for a path under /api/ that matches no endpoint.
+
+    This catch-all also stops APPEND_SLASH redirects under /api/, so a missing slash is named.
+    """
+    detail = "No such API endpoint."
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            detail += f" Did you mean {request.path}/ (with the slash)?"
+    return JsonResponse({"detail": detail}, status=404)

@@ -292,6 +292,9 @@ def test_unknown_api_paths_answer_json_404(api, carol):
     answer = api("carol").get("/api/v1/nothing-here/")
     assert answer.status_code == 404
     assert answer.json() == {"detail": "No such API endpoint."}
+    no_slash = api("carol").get("/api/v1/me")
+    assert no_slash.status_code == 404
+    assert "Did you mean /api/v1/me/" in no_slash.json()["detail"]
 
 
 def test_an_unknown_role_is_refused(api, registry_a, alice, mallory):

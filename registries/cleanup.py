@@ -414,7 +414,7 @@ def run_cleanup_job(job):
             if fatal:
                 break
     summary = _summary(job, results)
-    if summary["failed"] or len(results) < sum(len(i["tags"]) for i in job.params["plan"]):
+    if summary["failed"] or summary["not_attempted"]:
         job.result = summary
         raise CleanupIncomplete(
             f"{summary['failed']} of {summary['planned']} tags could not be deleted; "
@@ -466,7 +466,8 @@ def _summary(job, results):
             for status in ("deleted", "failed", "skipped")
         },
     }
-    incomplete = summary["failed"] or len(results) < summary["planned"]
+    summary["not_attempted"] = summary["planned"] - len(results)
+    incomplete = summary["failed"] or summary["not_attempted"]
     audit.record(
         "cleanup.finish",
         actor=job.created_by,
@@ -475,7 +476,10 @@ def _summary(job, results):
         params={
             "job": job.pk,
             "rules": job.params.get("rules", {}),
-            **{key: summary[key] for key in ("planned", "deleted", "failed", "skipped")},
+            **{
+                key: summary[key]
+                for key in ("planned", "deleted", "failed", "skipped", "not_attempted")
+            },
         },
         result=AuditEvent.Result.FAILED if incomplete else AuditEvent.Result.OK,
     )

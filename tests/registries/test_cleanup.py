@@ -210,3 +210,29 @@ def test_cleanup_skips_a_digest_that_gained_a_tag_since_the_preview(
     assert "release" in job.result["results"][0]["detail"]
     listed = requests.get(f"{registry.url}/v2/{repo_name}/tags/list", timeout=10).json()["tags"]
     assert set(listed) == {"pr-1", "pr-2", "release"}
+
+
+def test_cleanup_stops_at_disabled_deletes_and_says_how_to_enable_them(
+    registry_factory, registry_a, alice, django_capture_on_commit_callbacks
+):
+    server = registry_factory(delete_enabled=False)
+    for number in range(3):
+        created = dt.datetime(2023, 1 + number, 1, tzinfo=dt.UTC)
+        push_image(
+            server.url,
+            "app",
+            f"pr-{number}",
+            build_image(created=created, extra_files={"n": str(number)}),
+        )
+    registry = sync_into(registry_a, server, ["app"])
+    chosen = CleanupRules(protected=())
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_cleanup(registry, chosen, build_plan(registry, chosen), user=alice)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.result["failed"] == 1
+    assert job.result["not_attempted"] == 2
+    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in job.result["results"][0]["detail"]
+    assert Tag.objects.filter(repository__registry=registry).count() == 3
+    finish = AuditEvent.objects.get(action="cleanup.finish")
+    assert finish.result == AuditEvent.Result.FAILED

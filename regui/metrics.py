@@ -21,9 +21,7 @@ class RegUICollector:
         from jobs.models import Job
         from registries.models import Registry
 
-        healthy = GaugeMetricFamily(
-            "regui_registries", "Registries by health", labels=["health"]
-        )
+        healthy = GaugeMetricFamily("regui_registries", "Registries by health", labels=["health"])
         for row in Registry.objects.values("health").annotate(n=Count("id")):
             healthy.add_metric([row["health"]], row["n"])
         yield healthy
@@ -84,5 +82,7 @@ def _allowed(request):
 def metrics(request):
     """Prometheus text format; a bearer token or an allowed address is required."""
     if not _allowed(request):
-        return HttpResponseForbidden("metrics: set REGUI_METRICS_TOKEN or scrape from an allowed address\n")
+        return HttpResponseForbidden(
+            "metrics: set REGUI_METRICS_TOKEN or scrape from an allowed address\n"
+        )
     return ExportToDjangoView(request)

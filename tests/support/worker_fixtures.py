@@ -35,6 +35,8 @@ def database_url_for_tests():
 @pytest.fixture
 def worker_env(celery_broker):
     def make(**extra):
-        return regui_env(DATABASE_URL=database_url_for_tests(), REDIS_URL=celery_broker.url, **extra)
+        return regui_env(
+            DATABASE_URL=database_url_for_tests(), REDIS_URL=celery_broker.url, **extra
+        )
 
     return make

@@ -14,3 +14,5 @@ urlpatterns = [
     path("", include("scanning.urls")),
     path("", include("registries.urls")),
 ]
+
+handler500 = "regui.errors.server_error"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/", include("regui.api_urls")),
     path("jobs/", include("jobs.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("scanning.urls")),
     path("", include("registries.urls")),
 ]

@@ -17,13 +17,16 @@ It creates and drops its own test database (test_<name of DATABASE_URL's databas
 """
 
 import argparse
+import contextlib
 import datetime
+import multiprocessing
 import os
 import re
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,6 +130,31 @@ def regui_sync(url, concurrency):
     return time.monotonic() - started, result, row
 
 
+def serve_latency_proxy(upstream_url, seconds, urls):
+    proxy = FaultProxy(upstream_url).start()
+    # http.server writes head and body apart: with Nagle on, each answer would wait for a
+    # delayed ACK (about 40 ms), which punishes sequential clients beyond the latency.
+    proxy._server.RequestHandlerClass.disable_nagle_algorithm = True
+    proxy.latency(seconds)
+    urls.put(proxy.url)
+    threading.Event().wait()
+
+
+@contextlib.contextmanager
+def latency_proxy(upstream_url, seconds):
+    """The fault proxy in a process of its own, so that it does not share our GIL."""
+    context = multiprocessing.get_context("fork")
+    urls = context.Queue()
+    connection.close()  # the child must not share the database socket
+    process = context.Process(target=serve_latency_proxy, args=(upstream_url, seconds, urls))
+    process.start()
+    try:
+        yield urls.get(timeout=30)
+    finally:
+        process.terminate()
+        process.join()
+
+
 def ab_floor(url, repo, tag, requests_count):
     command = [
         "ab", "-q", "-k", "-c", "8", "-n", str(requests_count),
@@ -195,14 +223,10 @@ def run(options, server, total_tags):
     base_tags, base_requests = baseline_sync(server.url)
     base_seconds = time.monotonic() - started
 
-    with FaultProxy(server.url) as proxy:
-        # http.server writes head and body apart: with Nagle on, each answer would wait for a
-        # delayed ACK (about 40 ms), which punishes sequential clients beyond the latency.
-        proxy._server.RequestHandlerClass.disable_nagle_algorithm = True
-        proxy.latency(options.latency_ms / 1000)
-        slow_regui_seconds, slow_full, _ = regui_sync(proxy.url, options.concurrency)
+    with latency_proxy(server.url, options.latency_ms / 1000) as proxy_url:
+        slow_regui_seconds, slow_full, _ = regui_sync(proxy_url, options.concurrency)
         started = time.monotonic()
-        sample_tags, _ = baseline_sync(proxy.url, tag_limit=options.baseline_sample)
+        sample_tags, _ = baseline_sync(proxy_url, tag_limit=options.baseline_sample)
         slow_base_seconds = (time.monotonic() - started) * total_tags / sample_tags
 
     tag = Tag.objects.filter(repository__registry=row).select_related("repository").first()

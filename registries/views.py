@@ -181,7 +181,13 @@ def _dashboard_chart(cards):
 def sync_now(request, registry_id):
     registry = get_registry(request.user, Action.SYNC, registry_id)
     job = request_sync(registry, user=request.user)
-    audit.record("registry.sync", request=request, registry=registry, target=registry.name)
+    audit.record(
+        "registry.sync",
+        request=request,
+        registry=registry,
+        target=registry.name,
+        params={"job": job.pk},
+    )
     messages.success(
         request, f"Sync of {registry.name} started (job #{job.pk}); the pages update as it runs."
     )

@@ -22,6 +22,8 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from registries import names
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -56,6 +58,10 @@ class ConnectionLost(RegistryUnavailable):
 
 class AuthenticationFailed(RegistryError):
     pass
+
+
+class InvalidName(RegistryError):
+    """A repository name or reference outside the distribution grammar: never sent."""
 
 
 class NotFound(RegistryError):
@@ -158,7 +164,16 @@ def basic_authorization(username, password):
 
 
 def repository_path(repository):
+    if not names.is_repository_name(repository):
+        raise InvalidName(f"{repository[:80]!r} is not a valid repository name.")
     return quote(repository, safe="/")
+
+
+def reference_path(reference):
+    """A tag or a digest, as the last part of a manifest or blob path."""
+    if not (names.is_tag_name(reference) or names.is_digest(reference)):
+        raise InvalidName(f"{reference[:80]!r} is not a valid tag or digest.")
+    return reference
 
 
 def scope_for(method, path):
@@ -244,7 +259,7 @@ class RegistryClient:
         headers = {"Accept": MANIFEST_ACCEPT}
         if if_none_match:
             headers["If-None-Match"] = f'"{if_none_match}"'
-        path = f"/v2/{repository_path(repository)}/manifests/{reference}"
+        path = f"/v2/{repository_path(repository)}/manifests/{reference_path(reference)}"
         response = self.request("GET", path, headers=headers, ok=(200, 304))
         if response.status_code == 304:
             return None
@@ -260,7 +275,7 @@ class RegistryClient:
         headers = {"Accept": MANIFEST_ACCEPT}
         if if_none_match:
             headers["If-None-Match"] = f'"{if_none_match}"'
-        path = f"/v2/{repository_path(repository)}/manifests/{reference}"
+        path = f"/v2/{repository_path(repository)}/manifests/{reference_path(reference)}"
         response = self.request("HEAD", path, headers=headers, ok=(200, 304))
         if response.status_code == 304:
             return None
@@ -271,7 +286,7 @@ class RegistryClient:
 
     def blob_json(self, repository, digest):
         """A small JSON blob (an image config), checked against its digest."""
-        path = f"/v2/{repository_path(repository)}/blobs/{digest}"
+        path = f"/v2/{repository_path(repository)}/blobs/{reference_path(digest)}"
         response = self.request("GET", path)
         content = response.content
         if digest.startswith("sha256:") and self._sha256(content) != digest:
@@ -280,7 +295,7 @@ class RegistryClient:
 
     def delete_manifest(self, repository, digest):
         """Delete a manifest by digest: every tag pointing at it goes with it."""
-        path = f"/v2/{repository_path(repository)}/manifests/{digest}"
+        path = f"/v2/{repository_path(repository)}/manifests/{reference_path(digest)}"
         self.request("DELETE", path, ok=(202, 200))
 
     def probe(self):

@@ -4,6 +4,7 @@ from cryptography import x509
 from django import forms
 
 from registries.models import Membership, Registry
+from registries.names import validate_repository_list
 
 # Form fields that stand for the encrypted secret; audit records name them only as "secret".
 SECRET_FIELDS = {"secret", "clear_secret"}
@@ -54,6 +55,11 @@ class RegistryForm(forms.ModelForm):
         if not url.startswith(("http://", "https://")):
             raise forms.ValidationError("A registry URL starts with https:// or http://.")
         return url.rstrip("/")
+
+    def clean_repository_list(self):
+        repositories = self.cleaned_data["repository_list"]
+        validate_repository_list(repositories)
+        return repositories
 
     def clean_ca_bundle(self):
         pem = self.cleaned_data["ca_bundle"].strip()

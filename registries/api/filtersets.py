@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from registries import browse
 from registries.models import Repository
+from registries.names import validate_repository_name
 
 
 class RepositoryFilterSet(django_filters.FilterSet):
@@ -23,7 +24,9 @@ class TagQuerySerializer(serializers.Serializer):
     """The tag list's query: tags belong to one repository of one registry."""
 
     registry = serializers.IntegerField(min_value=1)
-    repository = serializers.CharField(max_length=255, help_text="Repository name.")
+    repository = serializers.CharField(
+        max_length=255, help_text="Repository name.", validators=[validate_repository_name]
+    )
     search = serializers.CharField(required=False, allow_blank=True, max_length=128)
     ordering = serializers.ChoiceField(
         choices=TAG_ORDERINGS, default=browse.DEFAULT_TAG_SORT, required=False
@@ -36,5 +39,7 @@ class RegistryQuerySerializer(serializers.Serializer):
 
 class ImageDeleteQuerySerializer(RegistryQuerySerializer):
     repository = serializers.CharField(
-        max_length=255, help_text="The repository to delete the digest from."
+        max_length=255,
+        help_text="The repository to delete the digest from.",
+        validators=[validate_repository_name],
     )

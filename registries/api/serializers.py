@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from registries import cleanup
 from registries.models import IndexChild, Manifest, Membership, Registry, Repository, Role, Tag
+from registries.names import validate_repository_list
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -54,7 +55,10 @@ class RegistrySerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        extra_kwargs = {"max_concurrency": {"min_value": 1, "max_value": 64}}
+        extra_kwargs = {
+            "max_concurrency": {"min_value": 1, "max_value": 64},
+            "repository_list": {"validators": [validate_repository_list]},
+        }
 
     @extend_schema_field(serializers.ChoiceField(choices=Role.choices, allow_null=True))
     def get_role(self, registry):

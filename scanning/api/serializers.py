@@ -1,12 +1,14 @@
 from rest_framework import serializers
 
+from registries.names import validate_repository_name, validate_tag_name
+
 
 class ImageReferenceSerializer(serializers.Serializer):
     """The original Docker Registry UI's way to name an image: registry, repository, tag."""
 
     registry_id = serializers.IntegerField(min_value=1)
-    repository = serializers.CharField(max_length=255)
-    tag = serializers.CharField(max_length=128)
+    repository = serializers.CharField(max_length=255, validators=[validate_repository_name])
+    tag = serializers.CharField(max_length=128, validators=[validate_tag_name])
 
 
 class ScanRequestSerializer(ImageReferenceSerializer):

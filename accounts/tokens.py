@@ -15,7 +15,8 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from audit import log
 
-TOKEN_PREFIX = "regui_"  # noqa: S105  a public marker, not a secret
+# bandit B105: a public marker that makes tokens recognisable, not a secret.
+TOKEN_PREFIX = "regui_"  # noqa: S105  # nosec B105
 PREFIX_SHOWN = len(TOKEN_PREFIX) + 8
 # last_used_at is written at most this often per token, so a busy CI job costs no write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

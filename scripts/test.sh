@@ -29,5 +29,7 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/15}
 echo "regui: ruff check"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "regui: bandit"
+.venv/bin/bandit -q -c pyproject.toml -r regui registries scanning accounts audit jobs
 echo "regui: pytest"
 exec .venv/bin/python -m pytest "$@"

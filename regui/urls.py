@@ -16,4 +16,7 @@ urlpatterns = [
     path("", include("registries.urls")),
 ]
 
+handler400 = "regui.errors.bad_request"
+handler403 = "regui.errors.permission_denied"
+handler404 = "regui.errors.page_not_found"
 handler500 = "regui.errors.server_error"

@@ -18,3 +18,12 @@ def test_page_errors_are_html():
 
     assert response.status_code == 500
     assert b"<" in response.content
+
+
+def test_unknown_registry_in_a_plain_api_view_is_a_json_404(client, db):
+    response = client.post(
+        "/api/events/registry/999999/", data="{}", content_type="application/json"
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

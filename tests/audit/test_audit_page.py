@@ -150,3 +150,17 @@ def test_the_table_alone_for_htmx(client_for, alice, events):
 
     assert response.content.lstrip().startswith(b'<div id="audit-table"')
     assert shown_events(response) == {events["a"].pk}
+
+
+@pytest.mark.parametrize(("persona", "status", "visible"), PERSONA_TABLE)
+def test_the_api_answers_the_same_table(client_for, personas, events, persona, status, visible):
+    from rest_framework.test import APIClient
+
+    answer = client_for(persona, client_class=APIClient).get("/api/v1/audit/")
+
+    assert answer.status_code == status
+    if status == 403:
+        assert answer.json() == {"detail": "The audit log is for registry admins."}
+        return
+    shown = {event["id"] for event in answer.json()["results"]}
+    assert shown & {event.pk for event in events.values()} == {events[n].pk for n in visible}

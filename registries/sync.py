@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs.models import Job
+from registries import names
 from registries.client import (
     INDEX_MEDIA_TYPES,
     NotFound,
@@ -330,24 +331,26 @@ def write_repository(registry, changes, now=None, repository=None):
                 registry=registry, digest__in=set(changes.tags.values())
             ).values_list("digest", "id")
         )
-        current = {tag.name: tag for tag in repository.tags.select_related("manifest")}
+        # name -> (tag id, digest); the manifests' own columns are not needed here.
+        current = {
+            name: (pk, digest)
+            for pk, name, digest in repository.tags.values_list("pk", "name", "manifest__digest")
+        }
         to_create, to_update = [], []
         for name, digest in changes.tags.items():
             if digest not in ids:
                 raise RegistryError(f"{changes.name}:{name} points at {digest}, which is missing")
-            tag = current.get(name)
-            if tag is None:
+            if name not in current:
                 to_create.append(
                     Tag(repository=repository, name=name, manifest_id=ids[digest], updated_at=now)
                 )
-            elif tag.manifest.digest != digest:
-                tag.manifest_id, tag.updated_at = ids[digest], now
-                to_update.append(tag)
+            elif current[name][1] != digest:
+                to_update.append(Tag(pk=current[name][0], manifest_id=ids[digest], updated_at=now))
         removed = {
-            tag.pk
-            for name, tag in current.items()
+            pk
+            for name, (pk, digest) in current.items()
             if name not in changes.tags
-            and (name in changes.removed_tags or tag.manifest.digest in changes.removed_digests)
+            and (name in changes.removed_tags or digest in changes.removed_digests)
         }
         Tag.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
         Tag.objects.bulk_update(to_update, ["manifest", "updated_at"], batch_size=BATCH_SIZE)
@@ -705,6 +708,7 @@ def parse_envelope(envelope):
             raise BadEnvelope(f"event {number} has no target repository")
         action, repository = event.get("action"), target["repository"]
         tag, digest = target.get("tag") or "", target.get("digest") or ""
+        _check_event_names(number, repository, tag, digest)
         if action == "push" and tag:
             wanted[repository]["push"].add(tag)
             wanted[repository]["delete_tags"].discard(tag)
@@ -715,6 +719,21 @@ def parse_envelope(envelope):
             wanted[repository]["delete_digests"].add(digest)
         # Pulls, and pushes of blobs or untagged children, change nothing we show.
     return dict(wanted)
+
+
+def _check_event_names(number, repository, tag, digest):
+    """Names outside the distribution grammar are refused before anything is fetched or kept."""
+    named = [(repository, names.is_repository_name)]
+    named += [
+        (value, check)
+        for value, check in ((tag, names.is_tag_name), (digest, names.is_digest))
+        if value
+    ]
+    for value, is_valid in named:
+        if not isinstance(value, str) or not is_valid(value):
+            raise BadEnvelope(
+                f"event {number} names {str(value)[:80]!r}, outside the registry grammar"
+            )
 
 
 class StoredDigests:

@@ -5,6 +5,7 @@ registry settings) and on the real registry behind them (its tag lists).
 """
 
 import datetime as dt
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -401,3 +402,29 @@ def test_the_client_never_sends_a_name_outside_the_grammar(registry, repository,
     row = Registry(name="direct", url=registry.url)
     with RegistryClient(row) as client, pytest.raises(InvalidName):
         client.manifest(repository, reference)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"repository": "../etc", "tag": "v1"},
+        {"repository": "App", "tag": "v1"},
+        {"repository": "app", "tag": "../v1"},
+        {"repository": "app", "tag": 7},
+        {"repository": "app", "digest": "sha256:../../x"},
+    ],
+)
+def test_notifications_with_names_outside_the_grammar_are_refused(client, registry_a, target):
+    secret = registry_a.new_notification_secret()
+    registry_a.save()
+    envelope = {
+        "events": [{"action": "delete" if "digest" in target else "push", "target": target}]
+    }
+    with nothing_changes():
+        answer = client.post(
+            reverse("registry-events", args=[registry_a.pk]),
+            json.dumps(envelope),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+    assert_readable_4xx(answer, 400, "outside the registry grammar")

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from registries import cleanup
 from registries.models import IndexChild, Manifest, Membership, Registry, Repository, Role, Tag
 from registries.names import validate_repository_list
+from scanning.api.serializers import SeverityCountsSerializer
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -147,16 +148,9 @@ class RepositorySerializer(serializers.ModelSerializer):
         fields = ["id", "registry", "name", "tag_count", "size_bytes", "last_created", "synced_at"]
 
 
-class VulnerabilitySummarySerializer(serializers.Serializer):
+class VulnerabilitySummarySerializer(SeverityCountsSerializer):
     """Counts of the digest's latest good scan (null when it was never scanned)."""
 
-    total = serializers.IntegerField()
-    critical = serializers.IntegerField()
-    high = serializers.IntegerField()
-    medium = serializers.IntegerField()
-    low = serializers.IntegerField()
-    unknown = serializers.IntegerField()
-    fixable = serializers.IntegerField()
     scanned_at = serializers.DateTimeField(allow_null=True)
     db_updated_at = serializers.DateTimeField(
         allow_null=True, help_text="Date of the vulnerability DB used."

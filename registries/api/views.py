@@ -139,21 +139,16 @@ class RegistryViewSet(
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        with transaction.atomic():
-            registry = serializer.save()
-            log.record(
-                "registry.created",
-                request=self.request,
-                registry=registry,
-                target=registry.name,
-                params=_changes(serializer),
-            )
+        self._save_and_record(serializer, "registry.created")
 
     def perform_update(self, serializer):
+        self._save_and_record(serializer, "registry.changed")
+
+    def _save_and_record(self, serializer, action):
         with transaction.atomic():
             registry = serializer.save()
             log.record(
-                "registry.changed",
+                action,
                 request=self.request,
                 registry=registry,
                 target=registry.name,

@@ -15,7 +15,6 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from audit.log import record
-from audit.models import AuditEvent
 from registries import connection
 from registries.forms import MembershipForm, RegistryForm
 from registries.models import Manifest, Membership, Registry, Repository, Tag
@@ -26,13 +25,6 @@ HEALTH_COLOURS = {
     Registry.Health.ERROR: "#dc3545",
     Registry.Health.UNKNOWN: "#6c757d",
 }
-
-
-def delete_with_cache(registry):
-    # Tag.manifest is PROTECT, so the cached tags go first; the cascade takes the rest.
-    with transaction.atomic():
-        Tag.objects.filter(repository__registry=registry).delete()
-        registry.delete()
 
 
 def member_label(membership):
@@ -149,8 +141,9 @@ class RegistryAdmin(admin.ModelAdmin):
             )
 
     def delete_model(self, request, registry):
-        record("registry.deleted", request=request, registry=registry, target=registry.name)
-        delete_with_cache(registry)
+        with transaction.atomic():
+            record("registry.deleted", request=request, registry=registry, target=registry.name)
+            registry.delete()
 
     def delete_queryset(self, request, queryset):
         for registry in queryset:
@@ -194,15 +187,7 @@ class RegistryAdmin(admin.ModelAdmin):
             self._generate_notification_secret(request, registry)
 
     def _test_connection(self, request, registry):
-        report = connection.probe(registry)
-        record(
-            "registry.connection_tested",
-            request=request,
-            registry=registry,
-            target=registry.name,
-            result=AuditEvent.Result.OK if report.ok else AuditEvent.Result.FAILED,
-            message=report.summary(),
-        )
+        report = connection.probe(registry, request=request)
         level = getattr(messages, connection.message_level(report).upper())
         self.message_user(request, f"{registry.name}: {report.summary()}", level)
 

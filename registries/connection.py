@@ -2,6 +2,8 @@
 
 from django.utils import timezone
 
+from audit.log import record
+from audit.models import AuditEvent
 from registries.client import ConnectionReport, RegistryClient, RegistryError
 from registries.crypto import SecretDecryptionError
 
@@ -10,8 +12,9 @@ PROBE_CONNECT_TIMEOUT_SECONDS = 3.0
 PROBE_READ_TIMEOUT_SECONDS = 10.0
 
 
-def probe(registry) -> ConnectionReport:
-    """Probe the registry, store its health and detected capabilities, return the report."""
+def probe(registry, *, request=None) -> ConnectionReport:
+    """Probe the registry, store its health and detected capabilities, audit, and return the
+    report."""
     try:
         with RegistryClient(
             registry,
@@ -22,6 +25,14 @@ def probe(registry) -> ConnectionReport:
     except (RegistryError, SecretDecryptionError) as error:
         report = ConnectionReport(url=registry.url, error=str(error))
     store_report(registry, report)
+    record(
+        "registry.connection_tested",
+        request=request,
+        registry=registry,
+        target=registry.name,
+        result=AuditEvent.Result.OK if report.ok else AuditEvent.Result.FAILED,
+        message=report.summary(),
+    )
     return report
 
 

@@ -262,7 +262,9 @@ class IndexChild(models.Model):
 class Tag(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=128)
-    manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
+    # RESTRICT: a manifest cannot go while a tag points at it, unless both go in one cascade
+    # (deleting the registry or repository).
+    manifest = models.ForeignKey(Manifest, on_delete=models.RESTRICT, related_name="tags")
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -509,23 +509,23 @@ class RegistrySync:
         self._last_progress = 0.0
 
     def run(self):
-        names = self._repository_names()
-        self._progress(total=len(names), force=True)
+        repository_names = self._repository_names()
+        self._progress(total=len(repository_names), force=True)
         known = set(
             Manifest.objects.filter(registry=self.registry).values_list("digest", flat=True)
         )
         self.fetcher = ManifestFetcher(self.client, known)
+        stored = Repository.objects.filter(registry=self.registry)
         self.repositories = {
-            repository.name: repository
-            for repository in Repository.objects.filter(registry=self.registry, name__in=names)
+            repository.name: repository for repository in stored.filter(name__in=repository_names)
         }
         workers = max(1, self.registry.max_concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regui-sync")
         try:
-            self._fetch_and_write(pool, names, window=2 * workers)
+            self._fetch_and_write(pool, repository_names, window=2 * workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        removed = Repository.objects.filter(registry=self.registry).exclude(name__in=names)
+        removed = stored.exclude(name__in=repository_names)
         self.counts.removed += Tag.objects.filter(repository__in=removed).count()
         removed.delete()
         orphans = delete_orphan_manifests(self.registry)
@@ -548,13 +548,13 @@ class RegistrySync:
             return sorted(set(self.registry.configured_repositories()))
         return sorted(set(self.client.catalog()))
 
-    def _fetch_and_write(self, pool, names, window):
+    def _fetch_and_write(self, pool, repository_names, window):
         """Fetch up to `window` repositories ahead while this thread writes finished ones.
 
         Worker threads chain their own follow-up requests (tag list → tags), so fetching goes
         on while a repository is being written; this thread alone touches the database.
         """
-        waiting = collections.deque(names)
+        waiting = collections.deque(repository_names)
         finished = queue.SimpleQueue()  # _RepositoryRun ready to write, or an exception
         in_flight = 0
         while waiting or in_flight:

@@ -18,7 +18,6 @@ from audit import log
 from audit.models import AuditEvent
 from jobs.api.serializers import JobSerializer
 from registries import browse, cleanup, connection, deletion, sync
-from registries.admin import delete_with_cache
 from registries.api import filtersets
 from registries.api.serializers import (
     CleanupPlanSerializer,
@@ -158,7 +157,7 @@ class RegistryViewSet(
     def perform_destroy(self, registry):
         with transaction.atomic():
             log.record("registry.deleted", request=self.request, registry=registry, target=registry)
-            delete_with_cache(registry)
+            registry.delete()
 
     @extend_schema(
         request=None,
@@ -168,15 +167,7 @@ class RegistryViewSet(
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         registry = self.get_object()
-        report = connection.probe(registry)
-        log.record(
-            "registry.connection_tested",
-            request=request,
-            registry=registry,
-            target=registry.name,
-            result=AuditEvent.Result.OK if report.ok else AuditEvent.Result.FAILED,
-            message=report.summary(),
-        )
+        report = connection.probe(registry, request=request)
         return Response(
             ProbeResultSerializer(
                 {

@@ -132,9 +132,6 @@ def regui_sync(url, concurrency):
 
 def serve_latency_proxy(upstream_url, seconds, urls):
     proxy = FaultProxy(upstream_url).start()
-    # http.server writes head and body apart: with Nagle on, each answer would wait for a
-    # delayed ACK (about 40 ms), which punishes sequential clients beyond the latency.
-    proxy._server.RequestHandlerClass.disable_nagle_algorithm = True
     proxy.latency(seconds)
     urls.put(proxy.url)
     threading.Event().wait()

@@ -78,9 +78,13 @@ def visible_registries(user, action=Action.VIEW):
     return Registry.objects.filter(pk__in=memberships.values("registry_id"))
 
 
-def can(user, action, registry):
-    role = role_for(user, registry)
+def allows(role, action):
+    """Whether a role (or None, no role) may perform the action."""
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[REQUIRED_ROLE[action]]
+
+
+def can(user, action, registry):
+    return allows(role_for(user, registry), action)
 
 
 def check(user, action, registry):
@@ -88,7 +92,7 @@ def check(user, action, registry):
     role = role_for(user, registry)
     if role is None:
         raise Http404("No such registry.")
-    if ROLE_RANK[role] < ROLE_RANK[REQUIRED_ROLE[action]]:
+    if not allows(role, action):
         raise PermissionDenied(f"This needs the {REQUIRED_ROLE[action].label} role.")
 
 

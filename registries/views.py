@@ -19,14 +19,8 @@ from audit import log as audit
 from jobs.models import Job
 from registries import browse, cleanup, deletion, scan_info
 from registries.fragments import vary_on_htmx, wants_fragment
-from registries.models import ROLE_RANK, Manifest, Registry, Repository, Role, Tag
-from registries.permissions import (
-    REQUIRED_ROLE,
-    Action,
-    get_registry,
-    role_for,
-    roles_by_registry,
-)
+from registries.models import Manifest, Registry, Repository, Role, Tag
+from registries.permissions import Action, allows, get_registry, role_for, roles_by_registry
 from registries.sync import request_sync
 from registries.ui_forms import CleanupForm
 
@@ -54,14 +48,9 @@ def _safe_next(request):
     return target if allowed else ""
 
 
-def _allowed(role, action):
-    """permissions.can for a role already looked up (pages need several answers at once)."""
-    return role is not None and ROLE_RANK[role] >= ROLE_RANK[REQUIRED_ROLE[action]]
-
-
 def _permissions(user, registry):
     role = role_for(user, registry)
-    return {action.value: _allowed(role, action) for action in Action}
+    return {action.value: allows(role, action) for action in Action}
 
 
 @login_required
@@ -98,7 +87,7 @@ def dashboard(request):
                 "storage": storage.get(registry.pk, 0),
                 "scans": scans.get(registry.pk),
                 "syncing": registry.pk in active_syncs,
-                "can_sync": _allowed(roles[registry.pk], Action.SYNC),
+                "can_sync": allows(roles[registry.pk], Action.SYNC),
             }
         )
     chart = _dashboard_chart(cards)

@@ -139,6 +139,9 @@ STORAGES = {
 # Production mode (DEBUG off) gets secure cookies; TLS-related ones follow REGUI_HTTPS.
 HTTPS = conf.boolean("REGUI_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
+# Messages can carry a once-shown secret (a new notification secret): keep them server-side
+# rather than in a signed but readable cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

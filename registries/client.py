@@ -256,12 +256,8 @@ class RegistryClient:
 
     def manifest(self, repository, reference, *, if_none_match=None):
         """GET a manifest or index; None when `if_none_match` (a digest) is still current."""
-        headers = {"Accept": MANIFEST_ACCEPT}
-        if if_none_match:
-            headers["If-None-Match"] = f'"{if_none_match}"'
-        path = f"/v2/{repository_path(repository)}/manifests/{reference_path(reference)}"
-        response = self.request("GET", path, headers=headers, ok=(200, 304))
-        if response.status_code == 304:
+        path, response = self._manifest_request("GET", repository, reference, if_none_match)
+        if response is None:
             return None
         content = response.content
         digest = self._checked_digest(response, content, reference)
@@ -270,14 +266,19 @@ class RegistryClient:
             media_type = self._declared_media_type(content) or media_type
         return FetchedManifest(digest, media_type, content)
 
-    def manifest_digest(self, repository, reference, *, if_none_match=None):
-        """HEAD a manifest: its digest, or None when `if_none_match` is still current."""
+    def _manifest_request(self, method, repository, reference, if_none_match):
+        """(path, response), the response None when `if_none_match` is still current (304)."""
         headers = {"Accept": MANIFEST_ACCEPT}
         if if_none_match:
             headers["If-None-Match"] = f'"{if_none_match}"'
         path = f"/v2/{repository_path(repository)}/manifests/{reference_path(reference)}"
-        response = self.request("HEAD", path, headers=headers, ok=(200, 304))
-        if response.status_code == 304:
+        response = self.request(method, path, headers=headers, ok=(200, 304))
+        return path, None if response.status_code == 304 else response
+
+    def manifest_digest(self, repository, reference, *, if_none_match=None):
+        """HEAD a manifest: its digest, or None when `if_none_match` is still current."""
+        path, response = self._manifest_request("HEAD", repository, reference, if_none_match)
+        if response is None:
             return None
         digest = response.headers.get("Docker-Content-Digest", "")
         if not digest:

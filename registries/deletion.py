@@ -55,9 +55,8 @@ def delete_tag(tag, *, user, request=None):
     digest = tag.manifest.digest
     params = {"repository": repository.name, "digest": digest, "tags": names}
     target = f"{repository.name}:{tag.name}"
-    try:
-        outcome = delete_digest(repository, digest, names)
-    except DeletionError as error:
+
+    def record(**result):
         audit.record(
             "tag.delete",
             request=request,
@@ -65,19 +64,15 @@ def delete_tag(tag, *, user, request=None):
             registry=registry,
             target=target,
             params=params,
-            result=AuditEvent.Result.FAILED,
-            message=str(error),
+            **result,
         )
+
+    try:
+        outcome = delete_digest(repository, digest, names)
+    except DeletionError as error:
+        record(result=AuditEvent.Result.FAILED, message=str(error))
         raise
-    audit.record(
-        "tag.delete",
-        request=request,
-        actor=user,
-        registry=registry,
-        target=target,
-        params=params,
-        message=outcome.message,
-    )
+    record(message=outcome.message)
     return outcome
 
 

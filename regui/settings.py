@@ -6,10 +6,12 @@ from regui import env as conf
 from regui import security
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(conf.env.str("REGUI_VAR_DIR", default=str(BASE_DIR / "var")))
 
 if (BASE_DIR / ".env").exists():
     conf.env.read_env(str(BASE_DIR / ".env"))
+
+# Empty values (as in a copied .env.example) mean "the default", here and below.
+VAR_DIR = Path(conf.env.str("REGUI_VAR_DIR", default="") or BASE_DIR / "var")
 
 DEBUG = conf.boolean("DEBUG", False)
 SECRET_KEY = conf.required("SECRET_KEY")
@@ -152,8 +154,8 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-REGUI_CONTENT_SECURITY_POLICY = conf.env.str(
-    "REGUI_CONTENT_SECURITY_POLICY", default=security.CONTENT_SECURITY_POLICY
+REGUI_CONTENT_SECURITY_POLICY = (
+    conf.env.str("REGUI_CONTENT_SECURITY_POLICY", default="") or security.CONTENT_SECURITY_POLICY
 )
 if conf.boolean("REGUI_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -214,7 +216,7 @@ REGUI_REGISTRY_CATALOG_PAGE_SIZE = conf.integer("REGUI_REGISTRY_CATALOG_PAGE_SIZ
 REGUI_TRIVY_BIN = conf.env.str("REGUI_TRIVY_BIN", default="")
 REGUI_TRIVY_SERVER = conf.env.str("REGUI_TRIVY_SERVER", default="")
 REGUI_TRIVY_TOKEN = conf.env.str("REGUI_TRIVY_TOKEN", default="")
-REGUI_TRIVY_CACHE_DIR = conf.env.str("REGUI_TRIVY_CACHE_DIR", default=str(VAR_DIR / "trivy"))
+REGUI_TRIVY_CACHE_DIR = conf.env.str("REGUI_TRIVY_CACHE_DIR", default="") or str(VAR_DIR / "trivy")
 REGUI_TRIVY_SKIP_DB_UPDATE = conf.boolean("REGUI_TRIVY_SKIP_DB_UPDATE", False)
 REGUI_TRIVY_OFFLINE_SCAN = conf.boolean("REGUI_TRIVY_OFFLINE_SCAN", False)
 REGUI_TRIVY_DB_REPOSITORY = conf.env.str("REGUI_TRIVY_DB_REPOSITORY", default="")

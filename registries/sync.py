@@ -40,6 +40,7 @@ ATTESTATION_TYPE_ANNOTATION = "vnd.docker.reference.type"
 ATTESTATION_MANIFEST = "attestation-manifest"
 PROGRESS_INTERVAL_SECONDS = 1.0
 BATCH_SIZE = 500
+WRITE_LOCK_KEY = 0x5EC0  # with the registry id: the advisory lock its cache writers share
 
 
 # Parsing (pure functions)
@@ -322,7 +323,7 @@ def write_repository(registry, changes, now=None, repository=None):
     now = now or timezone.now()
     counts = Counts()
     with transaction.atomic():
-        _relax_commit_durability()
+        _prepare_write(registry)
         if repository is None:
             repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
         created_digests = save_manifests(registry, changes.manifests)
@@ -352,7 +353,7 @@ def write_repository(registry, changes, now=None, repository=None):
             if name not in changes.tags
             and (name in changes.removed_tags or digest in changes.removed_digests)
         }
-        Tag.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+        insert_rows(Tag, to_create)
         Tag.objects.bulk_update(to_update, ["manifest", "updated_at"], batch_size=BATCH_SIZE)
         if removed:
             Tag.objects.filter(pk__in=removed).delete()
@@ -367,12 +368,35 @@ def write_repository(registry, changes, now=None, repository=None):
     return counts
 
 
-def _relax_commit_durability():
+def _prepare_write(registry):
     """Commit without waiting for the WAL flush: this is a cache the next sync can refetch,
-    and a sync commits once per repository, so the flush waits would add up."""
+    and a sync commits once per repository, so the flush waits would add up. Writers of one
+    registry take turns, so rows checked as absent are still absent when inserted."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                "pg_advisory_xact_lock(%s, %s)",
+                [WRITE_LOCK_KEY, registry.pk],
+            )
+
+
+def insert_rows(model, rows):
+    """Insert new model instances. PostgreSQL gets one COPY: Django's bulk INSERT sends each
+    column as an array parameter that psycopg escapes element by element in Python, which made
+    the manifests' JSON and raw text the most expensive part of a sync."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+        return
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    statement = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+            )
 
 
 def save_manifests(registry, parsed_manifests):
@@ -394,11 +418,7 @@ def save_manifests(registry, parsed_manifests):
         children.update((row.digest, row) for row in stored_children)
         for index in indexes:
             summarize_index(index, children)
-    Manifest.objects.bulk_create(
-        [_manifest_row(registry, parsed) for parsed in new],
-        batch_size=BATCH_SIZE,
-        ignore_conflicts=True,  # a notification may have stored the same digest meanwhile
-    )
+    insert_rows(Manifest, [_manifest_row(registry, parsed) for parsed in new])
     if indexes:
         _save_index_children(registry, indexes)
     return {parsed.digest for parsed in new}
@@ -452,7 +472,7 @@ def _save_index_children(registry, indexes):
         if ids[index.digest] not in already
         for child in index.children
     ]
-    IndexChild.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+    insert_rows(IndexChild, rows)
 
 
 def refresh_repository_totals(repository):
@@ -605,9 +625,9 @@ class RegistrySync:
 
     def _stored_tags(self, name):
         return dict(
-            Tag.objects.filter(repository__registry=self.registry, repository__name=name)
-            .values_list("name", "manifest__digest")
-            .iterator()
+            Tag.objects.filter(
+                repository__registry=self.registry, repository__name=name
+            ).values_list("name", "manifest__digest")
         )
 
     def _write(self, run):

@@ -1,7 +1,16 @@
 """The registry HTTP API (distribution v2 / OCI distribution), and the only code that speaks it.
 
 One `RegistryClient` serves one job. It is safe to share between threads: each thread gets its
-own `requests.Session`, while bearer tokens and the request counter are shared.
+own libcurl handle (and so its own kept-alive connection), while bearer tokens and the request
+counter are shared.
+
+HTTP goes through libcurl (pycurl) rather than `requests`: a sync makes tens of thousands of
+small requests on a machine where the registry needs the same CPU, and Python HTTP stacks parse
+every answer in Python. Client CPU per manifest GET, 16 threads, measured here: requests
+0.55 ms, urllib3 0.28 ms, aiohttp 0.16 ms, bare pycurl 0.08 ms, this client 0.15 ms; a
+10,000-tag full sync took 34 s with `requests` and 25-26 s with this (README "Sync speed").
+libcurl follows no redirects, uses no proxy and no .netrc here: the redirects, credentials and
+retries below stay this module's.
 """
 
 from __future__ import annotations
@@ -9,16 +18,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
+import os
 import re
-import tempfile
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-import requests
+import pycurl
 from django.conf import settings
 from django.utils import timezone
 
@@ -33,10 +44,38 @@ INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 # A digest no registry can hold: deleting it tells whether deletes are enabled, harmlessly.
 PROBE_DIGEST = "sha256:" + "0" * 64
 PROBE_REPOSITORY = "regui-probe"
 USER_AGENT = "RegUI"
+
+CURL_TLS_ERRORS = frozenset(
+    {
+        pycurl.E_SSL_CONNECT_ERROR,
+        pycurl.E_PEER_FAILED_VERIFICATION,
+        pycurl.E_SSL_CERTPROBLEM,
+        pycurl.E_SSL_CIPHER,
+        pycurl.E_SSL_CACERT_BADFILE,
+        pycurl.E_SSL_CRL_BADFILE,
+        pycurl.E_SSL_ISSUER_ERROR,
+        pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+        pycurl.E_SSL_INVALIDCERTSTATUS,
+        pycurl.E_USE_SSL_FAILED,
+    }
+)
+# Refused, reset or cut off: worth one more try for a read.
+CURL_CONNECTION_ERRORS = frozenset(
+    {
+        pycurl.E_COULDNT_CONNECT,
+        pycurl.E_COULDNT_RESOLVE_HOST,
+        pycurl.E_GOT_NOTHING,
+        pycurl.E_SEND_ERROR,
+        pycurl.E_RECV_ERROR,
+        pycurl.E_PARTIAL_FILE,
+    }
+)
 
 
 class RegistryError(Exception):
@@ -74,6 +113,65 @@ class DeleteNotSupported(RegistryError):
 
 class ProtocolError(RegistryError):
     """The registry answered something we refuse to use: bad JSON, too big, too many pages."""
+
+
+class Headers(dict):
+    """An answer's headers by lower-case name; a repeated header's values joined by ", "."""
+
+    def add(self, name, value):
+        key = name.lower()
+        self[key] = f"{self[key]}, {value}" if key in self else value
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+
+class Transfer:
+    """What libcurl hands back during one exchange: status line, headers, and the body up to a
+    cap (more ends the transfer: `too_big`)."""
+
+    __slots__ = ("status", "reason", "headers", "chunks", "received", "cap", "too_big")
+
+    def __init__(self, cap):
+        self.status, self.reason, self.headers = 0, "", Headers()
+        self.chunks, self.received, self.cap, self.too_big = [], 0, cap, False
+
+    def header_line(self, line):
+        text = line.decode("iso-8859-1").strip()
+        if text.startswith("HTTP/"):
+            # A new answer (an interim 100 Continue may come first): start over.
+            parts = text.split(None, 2)
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self.reason = parts[2] if len(parts) > 2 else ""
+            self.headers = Headers()
+            return
+        name, colon, value = text.partition(":")
+        if colon:
+            self.headers.add(name.strip(), value.strip())
+
+    def body(self, data):
+        self.received += len(data)
+        if self.received > self.cap:
+            self.too_big = True
+            return 0  # anything but len(data) makes libcurl stop with a write error
+        self.chunks.append(data)
+        return None
+
+
+class Answer:
+    """One HTTP answer with its whole body, read under the size cap."""
+
+    __slots__ = ("status_code", "reason", "headers", "content", "url")
+
+    def __init__(self, status_code, reason, headers, content, url):
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers  # case-insensitive
+        self.content = content
+        self.url = url
+
+    def json(self):
+        return json.loads(self.content)
 
 
 class FetchedManifest(NamedTuple):
@@ -204,19 +302,16 @@ class RegistryClient:
         self.origin = self._origin(self.base_url)
         self.username = registry.username
         self.password = registry.secret if registry.username else ""
-        self.timeout = (
-            connect_timeout or settings.REGUI_REGISTRY_CONNECT_TIMEOUT,
-            read_timeout or settings.REGUI_REGISTRY_READ_TIMEOUT,
-        )
+        self.connect_timeout = connect_timeout or settings.REGUI_REGISTRY_CONNECT_TIMEOUT
+        self.read_timeout = read_timeout or settings.REGUI_REGISTRY_READ_TIMEOUT
         self.max_body_bytes = settings.REGUI_REGISTRY_MAX_BODY_BYTES
         self.max_pages = settings.REGUI_REGISTRY_MAX_PAGES
         self.retries = settings.REGUI_REGISTRY_RETRIES
         self.max_retry_wait = settings.REGUI_REGISTRY_MAX_RETRY_WAIT
         self.catalog_page_size = settings.REGUI_REGISTRY_CATALOG_PAGE_SIZE
-        self._ca_file = None
-        self.verify = self._verify_setting(registry)
+        self._curl_options = self._curl_settings(registry)
         self._local = threading.local()
-        self._sessions = []
+        self._handles = []
         self._lock = threading.Lock()
         self._scheme = ""  # "basic" or "bearer" once the registry asked for it
         self._bearer_params = {}
@@ -231,12 +326,10 @@ class RegistryClient:
 
     def close(self):
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        if self._ca_file is not None:
-            self._ca_file.close()
-            self._ca_file = None
+            handles, self._handles = self._handles, []
+            self._local = threading.local()
+        for handle in handles:
+            handle.close()
 
     # Registry operations
 
@@ -375,62 +468,106 @@ class RegistryClient:
             time.sleep(0.2)
             return self._transport(method, url, headers)
 
-    def _transport(self, method, url, headers, *, auth_pair=None):
-        """One HTTP exchange with the body read under the size cap."""
+    def _transport(self, method, url, headers):
+        """One HTTP exchange; reads follow redirects (blob storage often answers with one)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = self._exchange(method, url, headers)
+            location = answer.headers.get("Location")
+            if answer.status_code not in REDIRECT_STATUSES or not location:
+                return answer
+            if method not in ("GET", "HEAD"):
+                return answer
+            target = urljoin(url, location)
+            if self._origin(target) != self._origin(url):
+                # Signed storage URLs carry their own authorization; ours stays with its host.
+                headers = {
+                    name: value for name, value in headers.items() if name != "Authorization"
+                }
+            url = target
+        raise ProtocolError(f"{self._where(url)} redirected more than {MAX_REDIRECTS} times")
+
+    def _exchange(self, method, url, headers):
         with self._lock:
             self.requests_made += 1
+        handle = self._handle()
+        transfer = Transfer(self.max_body_bytes)
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()])
+        handle.setopt(pycurl.HTTPGET, 1)  # the handle may have sent a HEAD or DELETE last
+        if method == "HEAD":
+            handle.setopt(pycurl.NOBODY, 1)
+        if method in ("GET", "HEAD"):
+            handle.unsetopt(pycurl.CUSTOMREQUEST)
+        else:
+            handle.setopt(pycurl.CUSTOMREQUEST, method)
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.header_line)
+        handle.setopt(pycurl.WRITEFUNCTION, transfer.body)
         try:
-            response = self._session().request(
-                method,
-                url,
-                headers=headers,
-                auth=auth_pair,
-                timeout=self.timeout,
-                verify=self.verify,
-                stream=True,
-                allow_redirects=method in ("GET", "HEAD"),
-            )
-            self._read_capped(response)
-        except requests.exceptions.Timeout:
-            raise RegistryUnavailable(
-                f"{self._where(url)} did not answer within {self.timeout[1]:g} s"
-            ) from None
-        except requests.exceptions.SSLError as error:
-            raise RegistryUnavailable(f"TLS error talking to {self._where(url)}: {error}") from None
-        except requests.exceptions.ConnectionError as error:
-            reason = _reason(error)
-            raise ConnectionLost(f"cannot connect to {self._where(url)}: {reason}") from None
-        except requests.exceptions.RequestException as error:
-            raise RegistryUnavailable(f"request to {self._where(url)} failed: {error}") from None
-        return response
+            handle.perform()
+        except pycurl.error as error:
+            raise self._transfer_error(error.args, url, transfer, handle) from None
+        content = b"".join(transfer.chunks)
+        return Answer(transfer.status, transfer.reason, transfer.headers, content, url)
 
-    def _read_capped(self, response):
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response.close()
-            raise ProtocolError(self._too_big(response.url))
-        chunks, total = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            total += len(chunk)
-            if total > self.max_body_bytes:
-                response.close()
-                raise ProtocolError(self._too_big(response.url))
-            chunks.append(chunk)
-        response._content = b"".join(chunks)
-        response._content_consumed = True
+    def _transfer_error(self, error, url, transfer, handle):
+        code, message = error
+        where = self._where(url)
+        if transfer.too_big:
+            return ProtocolError(self._too_big(url))
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            if not handle.getinfo(pycurl.CONNECT_TIME):
+                return RegistryUnavailable(
+                    f"cannot connect to {where} within {self.connect_timeout:g} s"
+                )
+            return RegistryUnavailable(f"{where} did not answer within {self.read_timeout:g} s")
+        if code in CURL_TLS_ERRORS:
+            if code == pycurl.E_PEER_FAILED_VERIFICATION:
+                message = f"certificate verification failed ({message})"
+            return RegistryUnavailable(f"TLS error talking to {where}: {message}")
+        if code in CURL_CONNECTION_ERRORS:
+            reason = _reason(code, handle.getinfo(pycurl.OS_ERRNO), transfer, message)
+            return ConnectionLost(f"cannot connect to {where}: {reason}")
+        return RegistryUnavailable(f"request to {where} failed: {message}")
 
     def _too_big(self, url):
         return f"{self._where(url)} sent more than {self.max_body_bytes} bytes; refusing it"
 
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # never pick up ambient proxy settings or .netrc
-            self._local.session = session
+    def _handle(self):
+        """This thread's libcurl handle: its connection stays open between requests."""
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            handle = pycurl.Curl()
+            for option, value in self._curl_options:
+                handle.setopt(option, value)
             with self._lock:
-                self._sessions.append(session)
-        return session
+                self._handles.append(handle)
+                self._local.handle = handle
+        return handle
+
+    def _curl_settings(self, registry):
+        """Options every handle of this client starts with: timeouts, TLS, no ambient config."""
+        options = [
+            (pycurl.NOSIGNAL, 1),  # timeouts without signals: handles run in worker threads
+            (pycurl.PROXY, ""),  # never pick up ambient proxy variables
+            (pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS),
+            (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1),
+            (pycurl.CONNECTTIMEOUT_MS, max(1, round(self.connect_timeout * 1000))),
+            # The read timeout: fewer than 1 byte a second for that long (whole seconds).
+            (pycurl.LOW_SPEED_LIMIT, 1),
+            (pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.read_timeout))),
+        ]
+        if not registry.verify_tls:
+            return options + [(pycurl.SSL_VERIFYPEER, 0), (pycurl.SSL_VERIFYHOST, 0)]
+        if registry.ca_bundle.strip():
+            return options + [(pycurl.CAINFO_BLOB, registry.ca_bundle.encode())]
+        # The system's trust store, as Python's ssl module finds it (the wheel's libcurl
+        # would look elsewhere).
+        paths = ssl.get_default_verify_paths()
+        if paths.cafile and os.path.exists(paths.cafile):
+            options.append((pycurl.CAINFO, paths.cafile))
+        if paths.capath and os.path.isdir(paths.capath):
+            options.append((pycurl.CAPATH, paths.capath))
+        return options
 
     def _auth_headers(self, scope):
         if self._scheme == "basic":
@@ -480,9 +617,11 @@ class RegistryClient:
         query = {"service": params.get("service", "")}
         if scope:
             query["scope"] = scope
-        url = requests.Request("GET", realm, params=query).prepare().url
-        auth_pair = (self.username, self.password) if self.username else None
-        response = self._transport("GET", url, {"User-Agent": USER_AGENT}, auth_pair=auth_pair)
+        url = realm + ("&" if urlsplit(realm).query else "?") + urlencode(query)
+        headers = {"User-Agent": USER_AGENT}
+        if self.username:
+            headers["Authorization"] = basic_authorization(self.username, self.password)
+        response = self._transport("GET", url, headers)
         if response.status_code in (401, 403):
             raise AuthenticationFailed(
                 f"the token service {self._where(realm)} refused the credentials: "
@@ -614,23 +753,15 @@ class RegistryClient:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return parts.scheme, (parts.hostname or "").lower(), port
 
-    def _verify_setting(self, registry):
-        if not registry.verify_tls:
-            return False
-        if registry.ca_bundle.strip():
-            self._ca_file = tempfile.NamedTemporaryFile("w", suffix=".pem")  # noqa: SIM115
-            self._ca_file.write(registry.ca_bundle)
-            self._ca_file.flush()
-            return self._ca_file.name
-        return True
 
-
-def _reason(error):
-    """The innermost reason of a connection error ("Connection refused"), not urllib3's repr."""
-    text = str(error)
-    match = re.search(r"\[Errno -?\d+\] ([^')\]]+)", text)
-    if match:
-        return match.group(1)
-    if "Connection aborted" in text or "RemoteDisconnected" in text:
+def _reason(code, os_errno, transfer, message):
+    """Why a connection failed, in words ("Connection refused"), not libcurl's whole message."""
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return "the host name does not resolve"
+    if code == pycurl.E_PARTIAL_FILE or (transfer.status and code == pycurl.E_RECV_ERROR):
+        return "the connection broke off during the answer"
+    if os_errno:
+        return os.strerror(os_errno)
+    if code in (pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
         return "the connection was closed before an answer"
-    return text[:300]
+    return message[:300]

@@ -12,6 +12,7 @@ from registries.client import (
     NotFound,
     ProtocolError,
     RegistryClient,
+    RegistryError,
     RegistryUnavailable,
 )
 from registries.models import Registry
@@ -283,3 +284,80 @@ def test_next_link_and_challenge_parsing():
         "service": "reg",
         "scope": "repository:a/b:pull",
     }
+
+
+# Redirects: followed for reads only, at most MAX_REDIRECTS hops, credentials kept to one origin.
+
+
+def _blob_requests(proxy, digest):
+    return [request for request in proxy.seen if f"/blobs/{digest}" in request.path]
+
+
+def test_cross_origin_blob_redirect_drops_the_credentials(
+    fault_proxy_factory, htpasswd_registry, registry, repo_name
+):
+    # The same blobs on both registries: the open one stands in for blob storage (S3 and the
+    # like), which answers a redirect's signed URL without the registry's credentials.
+    image = images.build_image(labels={"org.example.team": "storage"})
+    session = images.registry_session(htpasswd_registry.username, htpasswd_registry.password)
+    images.push_image(htpasswd_registry.url, repo_name, "1.0", image, session)
+    images.push_image(registry.url, repo_name, "1.0", image)
+    storage = fault_proxy_factory(registry)
+    front = fault_proxy_factory(htpasswd_registry)  # another port: another origin
+    front.redirect(storage.url, path="/blobs/", method="GET")
+    credentials = {"username": htpasswd_registry.username, "password": htpasswd_registry.password}
+    with client_for(front, **credentials) as client:
+        # As a sync does: the manifest first (the client learns Basic auth), then the config.
+        assert client.manifest(repo_name, "1.0").digest == image.digest
+        assert client.blob_json(repo_name, image.config.digest) == image.config_json
+    assert [(r.fault, r.authorized) for r in _blob_requests(front, image.config.digest)] == [
+        ("redirect", True)
+    ]
+    assert [(r.method, r.authorized) for r in _blob_requests(storage, image.config.digest)] == [
+        ("GET", False)
+    ]
+    assert not any(request.authorized for request in storage.seen)
+
+
+def test_same_origin_blob_redirect_keeps_the_credentials(
+    fault_proxy_factory, htpasswd_registry, repo_name
+):
+    image = images.build_image()
+    session = images.registry_session(htpasswd_registry.username, htpasswd_registry.password)
+    images.push_image(htpasswd_registry.url, repo_name, "1.0", image, session)
+    front = fault_proxy_factory(htpasswd_registry)
+    front.redirect(front.url, path="/blobs/", method="GET", times=1)  # to itself, once
+    credentials = {"username": htpasswd_registry.username, "password": htpasswd_registry.password}
+    with client_for(front, **credentials) as client:
+        client.manifest(repo_name, "1.0")
+        # The registry behind answers 401 to the second hop unless it carries the credentials.
+        assert client.blob_json(repo_name, image.config.digest) == image.config_json
+    assert [(r.fault, r.authorized) for r in _blob_requests(front, image.config.digest)] == [
+        ("redirect", True),
+        (None, True),
+    ]
+
+
+def test_redirect_loop_stops_after_the_cap(fault_proxy, repo_name, pushed_image):
+    fault_proxy.redirect(fault_proxy.url, path="/blobs/")  # the same URL, every time
+    with (
+        client_for(fault_proxy) as client,
+        pytest.raises(ProtocolError, match="redirected more than 5 times"),
+    ):
+        client.blob_json(repo_name, pushed_image.config.digest)
+    assert registry_client.MAX_REDIRECTS == 5
+    assert fault_proxy.count("/blobs/") == 1 + registry_client.MAX_REDIRECTS
+
+
+def test_delete_answered_with_a_redirect_is_not_followed(fault_proxy_factory, registry, repo_name):
+    front = fault_proxy_factory(registry)
+    elsewhere = fault_proxy_factory(registry)
+    front.redirect(elsewhere.url, path=f"/manifests/{registry_client.PROBE_DIGEST}")
+    with client_for(front) as client, pytest.raises(RegistryError) as caught:
+        client.delete_manifest(repo_name, registry_client.PROBE_DIGEST)
+    # Followed, the delete would have reached the registry and come back NotFound.
+    assert type(caught.value) is RegistryError
+    assert caught.value.status == 307
+    assert "answered HTTP 307" in str(caught.value)
+    assert front.count("/manifests/", method="DELETE") == 1
+    assert elsewhere.requests_seen == 0

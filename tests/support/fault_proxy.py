@@ -10,9 +10,11 @@ the registry, until a fault is switched on:
     proxy.cut(path=r"/manifests/")           # half the body, then the connection drops
     proxy.malformed_json(path=r"/_catalog")  # upstream headers, a broken JSON body
     proxy.oversized(50 * 1024 * 1024)        # a 200 answer of 50 MB
+    proxy.redirect(other.url, path=r"/blobs/")  # 307 to other.url + the same path and query
 
 Faults match a regex against the path with its query (`re.search`) and optionally a method;
 `times` limits how many requests a fault hits. Latency adds up and combines with one other fault.
+`seen` records every request, with whether it carried an Authorization header.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ HOP_BY_HOP = {
     "upgrade",
     "proxy-connection",
 }
-FAULT_KINDS = ("latency", "status", "hang", "cut", "malformed_json", "oversized")
+FAULT_KINDS = ("latency", "status", "hang", "cut", "malformed_json", "oversized", "redirect")
 MALFORMED_JSON_BODY = b'{"repositories": ["broken", "unterminated'
 UPSTREAM_TIMEOUT_SECONDS = 120
 STREAM_CHUNK = 64 * 1024
@@ -56,6 +58,7 @@ class Fault:
     status: int = 500
     size: int = 0
     declare_length: bool = True
+    location: str = ""  # redirect: the target's base, the request's path and query follow
     headers: dict[str, str] = field(default_factory=dict)
     hits: int = 0
 
@@ -72,6 +75,7 @@ class SeenRequest:
     method: str
     path: str
     fault: str | None  # the non-latency fault applied, if any
+    authorized: bool = False  # the request carried an Authorization header
 
 
 class FaultProxy:
@@ -161,6 +165,10 @@ class FaultProxy:
         """A 200 JSON-looking answer of `size` bytes (chunked if not `declare_length`)."""
         return self.add_fault("oversized", size=size, **match)
 
+    def redirect(self, location_base: str, status: int = 307, **match) -> Fault:
+        """Answer `status`, `Location: <location_base><path and query>`, no body, no upstream."""
+        return self.add_fault("redirect", status=status, location=location_base, **match)
+
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
@@ -183,7 +191,9 @@ class FaultProxy:
         with self._lock:
             self.seen.clear()
 
-    def _choose_faults(self, method: str, path: str) -> tuple[float, Fault | None]:
+    def _choose_faults(
+        self, method: str, path: str, *, authorized: bool = False
+    ) -> tuple[float, Fault | None]:
         """Total latency and the first other fault for a request; records the request."""
         with self._lock:
             delay = 0.0
@@ -197,7 +207,8 @@ class FaultProxy:
                 elif chosen is None:
                     fault.hits += 1
                     chosen = fault
-            self.seen.append(SeenRequest(method, path, chosen.kind if chosen else None))
+            kind = chosen.kind if chosen else None
+            self.seen.append(SeenRequest(method, path, kind, authorized))
             return delay, chosen
 
 
@@ -250,7 +261,9 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             body = self._read_request_body()
-            delay, fault = proxy._choose_faults(self.command, self.path)
+            delay, fault = proxy._choose_faults(
+                self.command, self.path, authorized="Authorization" in self.headers
+            )
             if delay and proxy._stopping.wait(delay):
                 self.close_connection = True
                 return
@@ -262,6 +275,8 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             elif kind == "oversized":
                 self._answer_oversized(fault)
+            elif kind == "redirect":
+                self._answer_redirect(fault)
             else:
                 self._forward_or_fail(body, kind)
 
@@ -379,6 +394,14 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._send_head(fault.status, None, headers)
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def _answer_redirect(self, fault: Fault) -> None:
+            headers = [
+                ("Location", fault.location + self.path),
+                ("Content-Length", "0"),
+                *fault.headers.items(),
+            ]
+            self._send_head(fault.status, None, headers)
 
         def _answer_bad_gateway(self) -> None:
             payload = b"upstream registry refused the connection\n"

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.fault_proxy import FaultProxy
 from tests.support.registry_server import RegistryServer
+from tests.support.tls import make_certificates
 from tests.support.token_server import TokenServer
 
 HTPASSWD_USERNAME = "alice"
@@ -72,6 +73,19 @@ def htpasswd_registry(tmp_path_factory) -> Iterator[RegistryServer]:
 def token_registry(tmp_path_factory) -> Iterator[RegistryServer]:
     """A registry with bearer-token auth; `.token_server` issues tokens for `.username`."""
     with running_token_registry(tmp_path_factory.mktemp("token-registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory) -> Iterator[RegistryServer]:
+    """An open registry with delete enabled, over HTTPS with a certificate of a test CA.
+
+    `.url` is https://127.0.0.1:PORT; `.ca_pem` is the CA as text (a registry's `ca_bundle`),
+    `.ca_path` the same as a file (`verify=` for requests).
+    """
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    certificates = make_certificates(workdir / "certificates")
+    with RegistryServer(workdir / "registry", tls=certificates) as server:
         yield server
 
 

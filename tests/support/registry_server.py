@@ -2,6 +2,7 @@
 
 The server gets its own storage directory and a config written here, so tests talk to the same
 code production registries run, not to a mock. Stop it always (context manager or `.stop()`).
+With `tls=` (see tests/support/tls.py) it serves HTTPS with a certificate of a test CA.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.support.tls import ServerCertificates
 
 REGISTRY_BINARY = "docker-registry"
 START_TIMEOUT_SECONDS = 15.0
@@ -87,6 +90,7 @@ class RegistryServer:
         notification_endpoints: list[dict] | None = None,
         read_only: bool = False,
         log_level: str = "warn",
+        tls: ServerCertificates | None = None,
     ):
         if htpasswd and token_auth:
             raise ValueError("choose htpasswd or token auth, not both")
@@ -103,6 +107,7 @@ class RegistryServer:
         self.notification_endpoints = notification_endpoints or []
         self.read_only = read_only
         self.log_level = log_level
+        self.tls = tls
         self.username, self.password = htpasswd or (None, None)
         self._http_secret = secrets.token_hex(16)
         self._instance_id = secrets.token_hex(8)
@@ -118,7 +123,17 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA file that verifies this server's certificate (None without TLS)."""
+        return self.tls.ca_path if self.tls else None
+
+    @property
+    def ca_pem(self) -> str:
+        """That CA as PEM text, as an admin would paste it into a registry's CA bundle."""
+        return self.tls.ca_pem if self.tls else ""
 
     @property
     def auth_kind(self) -> str:
@@ -157,6 +172,11 @@ class RegistryServer:
                 "headers": {INSTANCE_HEADER: [self._instance_id]},
             },
         }
+        if self.tls:
+            config["http"]["tls"] = {
+                "certificate": str(self.tls.certificate_path),
+                "key": str(self.tls.key_path),
+            }
         if self.catalog_maxentries:
             config["catalog"] = {"maxentries": self.catalog_maxentries}
         if self.username:
@@ -241,6 +261,8 @@ class RegistryServer:
 
     def _wait_until_answering(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        verify = str(self.ca_path) if self.tls else True
+        last_error = ""
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 log = self.log_tail()
@@ -249,13 +271,16 @@ class RegistryServer:
                 raise RuntimeError(f"registry exited with {self._process.returncode}: {log}")
             try:
                 # Any answer of ours (200 open, 401 with auth) means the server is up.
-                answer = requests.get(f"{self.url}/v2/", timeout=1)
+                answer = requests.get(f"{self.url}/v2/", timeout=1, verify=verify)
                 if answer.headers.get(INSTANCE_HEADER) == self._instance_id:
                     return
-            except requests.ConnectionError:
-                pass
+            except requests.ConnectionError as error:
+                # Refused until the server listens; a TLS failure (an SSLError) would repeat,
+                # so keep it for the message rather than wait silently.
+                last_error = str(error) if isinstance(error, requests.exceptions.SSLError) else ""
             time.sleep(0.05)
-        raise RuntimeError(f"registry did not answer on {self.url}: {self.log_tail()}")
+        detail = f"{last_error}\n" if last_error else ""
+        raise RuntimeError(f"registry did not answer on {self.url}: {detail}{self.log_tail()}")
 
     # -- maintenance -----------------------------------------------------------------------
 

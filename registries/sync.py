@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import operator
 import queue
 import threading
 import time
@@ -18,8 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -325,7 +325,10 @@ def write_repository(registry, changes, now=None, repository=None):
     with transaction.atomic():
         _prepare_write(registry)
         if repository is None:
-            repository, _ = Repository.objects.get_or_create(registry=registry, name=changes.name)
+            # No savepoint needed, as get_or_create would take: writers take turns.
+            repository = Repository.objects.filter(
+                registry=registry, name=changes.name
+            ).first() or Repository.objects.create(registry=registry, name=changes.name)
         created_digests = save_manifests(registry, changes.manifests)
         ids = dict(
             Manifest.objects.filter(
@@ -389,14 +392,23 @@ def insert_rows(model, rows):
         model.objects.bulk_create(rows, batch_size=BATCH_SIZE)
         return
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    values = [_copy_value(field) for field in fields]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     statement = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row(
-                [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
-            )
+            copy.write_row([value(row) for value in values])
+
+
+def _copy_value(field):
+    """How to read a field's column value off an instance for COPY, cheaply: JSON goes as
+    text (jsonb parses it), and only automatic dates need Django's pre_save."""
+    if isinstance(field, models.JSONField):
+        return lambda row: json.dumps(getattr(row, field.attname))
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda row: field.pre_save(row, True)
+    return operator.attrgetter(field.attname)
 
 
 def save_manifests(registry, parsed_manifests):
@@ -475,24 +487,42 @@ def _save_index_children(registry, indexes):
     insert_rows(IndexChild, rows)
 
 
+REPOSITORY_TOTALS_SQL = """
+WITH tagged AS (
+    SELECT manifest_id AS id FROM {tag} WHERE repository_id = %(repository)s
+), images AS (
+    SELECT id FROM tagged
+    UNION
+    SELECT child_id FROM {index_child}
+    WHERE index_id IN (SELECT id FROM tagged) AND NOT is_attestation AND child_id IS NOT NULL
+), blobs AS (
+    SELECT layer->>'digest' AS digest, (layer->>'size')::bigint AS size
+    FROM {manifest}, jsonb_array_elements({manifest}.layers) AS layer
+    WHERE id IN (SELECT id FROM images) AND NOT is_index
+    UNION
+    SELECT config_digest, config_size FROM {manifest}
+    WHERE id IN (SELECT id FROM images) AND NOT is_index AND config_digest <> ''
+)
+SELECT (SELECT count(*) FROM tagged),
+       (SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT ON (digest) size FROM blobs) AS b),
+       (SELECT max(created) FROM {manifest} WHERE id IN (SELECT id FROM images))
+"""
+
+
 def refresh_repository_totals(repository):
-    """tag_count, size (distinct blobs: a layer shared by tags counts once), newest created."""
-    tagged_ids = list(repository.tags.values_list("manifest_id", flat=True))
-    platform_children = IndexChild.objects.filter(
-        index_id__in=tagged_ids, is_attestation=False
-    ).values("child_id")
-    blobs, newest = {}, None
-    rows = Manifest.objects.filter(Q(pk__in=tagged_ids) | Q(pk__in=platform_children)).only(
-        "is_index", "layers", "config_digest", "config_size", "created"
-    )
-    for manifest in rows:
-        if not manifest.is_index:
-            blobs.update(manifest.blob_sizes())
-        if manifest.created and (newest is None or manifest.created > newest):
-            newest = manifest.created
-    repository.tag_count = len(tagged_ids)
-    repository.size_bytes = sum(blobs.values())
-    repository.last_created = newest
+    """tag_count, size (distinct blobs: a layer shared by tags counts once), newest created.
+
+    PostgreSQL adds them up where the layers are: reading every tagged manifest's layers back
+    into Python took about a tenth of a full sync's CPU.
+    """
+    tables = {
+        "tag": Tag._meta.db_table,
+        "index_child": IndexChild._meta.db_table,
+        "manifest": Manifest._meta.db_table,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(REPOSITORY_TOTALS_SQL.format(**tables), {"repository": repository.pk})
+        repository.tag_count, repository.size_bytes, repository.last_created = cursor.fetchone()
 
 
 def delete_orphan_manifests(registry):

@@ -28,15 +28,30 @@ def _checked_url(name, value, schemes):
     return value
 
 
+SQLITE_ENGINE = "django.db.backends.sqlite3"
+SQLITE_OPTIONS = {
+    # A transaction takes the write lock as it begins, so a registry's cache writers take turns
+    # as PostgreSQL's advisory lock makes them, and none fails half-way on a lock it cannot get.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,  # seconds to wait for that lock: web, worker and beat share the file
+}
+
+
 def database(default_sqlite_path):
     """The DATABASES['default'] dict from DATABASE_URL, or an embedded SQLite file."""
     value = env.str("DATABASE_URL", default="")
     if not value:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite_path)}
+        return {
+            "ENGINE": SQLITE_ENGINE,
+            "NAME": str(default_sqlite_path),
+            "OPTIONS": SQLITE_OPTIONS,
+        }
     try:
         config = environ.Env.db_url_config(_checked_url("DATABASE_URL", value, DATABASE_SCHEMES))
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+    if config["ENGINE"] == SQLITE_ENGINE:
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     config.setdefault("CONN_MAX_AGE", 60)
     config["CONN_HEALTH_CHECKS"] = True  # a restarted PostgreSQL is picked up on the next request
     return config

@@ -65,3 +65,27 @@ def test_production_defaults():
     assert settings.CELERY_TASK_SERIALIZER == "json"
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_ACKS_LATE
+
+
+def test_embedded_sqlite_transactions_hold_the_write_lock_from_their_start(tmp_path):
+    """Without DATABASE_URL, cache writers take turns as the advisory lock makes them on
+    PostgreSQL: a second writer cannot begin while a transaction is open."""
+    script = "\n".join(
+        [
+            "import sqlite3",
+            "from django.db import connection, transaction",
+            "with transaction.atomic():",
+            "    other = sqlite3.connect(connection.settings_dict['NAME'], timeout=0)",
+            "    try:",
+            "        other.execute('BEGIN IMMEDIATE')",
+            "        print('a second writer began')",
+            "    except sqlite3.OperationalError as error:",
+            "        print(error)",
+        ]
+    )
+    result = run_manage(
+        "shell", "-c", script, DATABASE_URL="", REDIS_URL="", REGUI_VAR_DIR=str(tmp_path)
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "database is locked"

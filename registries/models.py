@@ -59,7 +59,7 @@ class Registry(models.Model):
         default=15, help_text="0 syncs only on demand and on notifications."
     )
     max_concurrency = models.PositiveSmallIntegerField(
-        default=32, help_text="Requests in flight to this registry during a sync."
+        default=64, help_text="Requests in flight to this registry during a sync."
     )
     scan_new_images = models.BooleanField(
         default=False, help_text="Scan digests first seen by a sync or a push notification."

@@ -36,7 +36,7 @@ def form_data(memberships=(), initial_memberships=0, **overrides):
         "catalog_mode": Registry.CatalogMode.CATALOG,
         "repository_list": "",
         "sync_interval_minutes": "15",
-        "max_concurrency": "32",
+        "max_concurrency": "64",
         "rescan_limit": "20",
         "memberships-TOTAL_FORMS": str(len(memberships)),
         "memberships-INITIAL_FORMS": str(initial_memberships),

@@ -76,7 +76,7 @@ class RegistryServer:
     """Runs `docker-registry serve` with a generated config until `stop()`.
 
     `start()` after `stop()` restarts on the same port and storage, which garbage-collect
-    tests need (the registry caches blob descriptors in memory and must be restarted).
+    tests need (collection runs with the registry stopped, as distribution asks).
     """
 
     def __init__(
@@ -289,8 +289,9 @@ class RegistryServer:
     ) -> subprocess.CompletedProcess:
         """Run `docker-registry garbage-collect` with the server stopped, then restart it.
 
-        Restarting matters: a running registry keeps blob descriptors cached in memory and
-        would still claim collected blobs exist.
+        This is the procedure a production registry needs: registry:2's stock config caches
+        blob descriptors in memory, and a running registry would claim collected blobs exist.
+        This config sets no cache, so here a collected blob answers 404 even before the restart.
         """
         was_running = self.running
         self.stop()

@@ -12,8 +12,12 @@ INDEX_REPOS repositories hold multi-platform indexes with attestations), then pr
 - the floor: `ab -c 8 -k` making as many manifest GETs as the RegUI full sync made requests,
   and the same count split as the sync's requests are (config blobs apart from manifests).
 
+The machines are shared and their speed drifts by up to a third from minute to minute, so every
+RegUI full sync runs --rounds times (each into an empty cache, each loopback one followed by its
+own floors) and each figure is the median of the rounds, printed beside every round's value.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench \\
-        .venv/bin/python bench/sync_bench.py [--repos 200] [--tags 50] [--keep DIR]
+        .venv/bin/python bench/sync_bench.py [--repos 200] [--tags 50] [--rounds 3] [--keep DIR]
 
 It creates and drops its own test database (test_<name of DATABASE_URL's database>).
 """
@@ -23,11 +27,13 @@ import datetime
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -192,6 +198,9 @@ def main():
     parser.add_argument(
         "--baseline-sample", type=int, default=3, help="tags per repository, behind latency"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="RegUI syncs and floors, each; medians are shown"
+    )
     parser.add_argument("--keep", help="registry directory to reuse between runs")
     parser.add_argument("--push-only", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -223,57 +232,124 @@ def main():
             connection.creation.destroy_test_db(database, verbosity=0)
 
 
+def empty_cache():
+    """Drop every cached registry, so that each round syncs into the same empty tables."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {Registry._meta.db_table} CASCADE")
+
+
+@dataclass
+class LoopbackRound:
+    """One full sync on loopback and the floors for as many requests, measured right after it
+    so that both see the machine in the same mood."""
+
+    seconds: float
+    requests: int
+    row: Registry  # the registry it cached
+    floor: float  # seconds
+    mixed_floor: float
+    configs: int  # config blob GETs in the mixed floor
+    floor_failures: int
+
+    @classmethod
+    def measure(cls, server, options):
+        seconds, result, row = regui_sync(server.url, options.concurrency)
+        assert Tag.objects.filter(repository__registry=row).count() == options.repos * options.tags
+        (floor, failed), (mixed, mixed_failed), configs = floors(
+            server.url, row, result["requests"]
+        )
+        return cls(seconds, result["requests"], row, floor, mixed, configs, failed + mixed_failed)
+
+
+def spread(values, digits=2):
+    """The median and every round's value: "27.10  (25.90, 27.10, 29.70)"; a single value alone."""
+    median = f"{statistics.median(values):.{digits}f}"
+    if len(values) == 1:
+        return median
+    return median + "  (" + ", ".join(f"{value:.{digits}f}" for value in values) + ")"
+
+
+def loopback_rounds(server, options):
+    """The loopback rounds, and a no-change re-sync of the first: (rounds, its result, seconds)."""
+    rounds = []
+    for number in range(options.rounds):
+        rounds.append(LoopbackRound.measure(server, options))
+        if number == 0:
+            started = time.monotonic()
+            again = sync.sync_registry(rounds[0].row)
+            resync_seconds = time.monotonic() - started
+        empty_cache()
+    return rounds, again, resync_seconds
+
+
+def latency_rounds(server, options, base_requests):
+    """Behind the relay: (added ms, each round's sync seconds, tags the baseline sampled, the
+    baseline's seconds scaled to `base_requests`)."""
+    connection.close()  # the relay is a forked process
+    with latency_relay(server.url, options.latency_ms / 1000) as relay_url:
+        added_ms = added_latency_ms(server.url, relay_url)
+        seconds = []
+        for _ in range(options.rounds):
+            seconds.append(regui_sync(relay_url, options.concurrency)[0])
+            empty_cache()
+        started = time.monotonic()
+        sample_tags, sample_requests = baseline_sync(relay_url, options.baseline_sample)
+        # Sequential, so linear in its requests: scaled to the loopback walk's request count.
+        base_seconds = (time.monotonic() - started) * base_requests / sample_requests
+    return added_ms, seconds, sample_tags, base_seconds
+
+
 def run(options, server, total_tags):
-    print(f"registry: {total_tags} tags, concurrency {options.concurrency}, 2 cores shared")
+    print(
+        f"registry: {total_tags} tags, concurrency {options.concurrency}, 2 cores shared; "
+        f"rounds: {options.rounds}, medians first"
+    )
     rss_start = peak_rss_mb()
 
-    regui_seconds, full, row = regui_sync(server.url, options.concurrency)
-    assert Tag.objects.filter(repository__registry=row).count() == total_tags
-    # Right after the sync, so that both see the machine in the same mood.
-    floor, mixed_floor, configs = floors(server.url, row, full["requests"])
-    started = time.monotonic()
-    again = sync.sync_registry(row)
-    resync_seconds = time.monotonic() - started
+    rounds, again, resync_seconds = loopback_rounds(server, options)
+    regui_seconds = [measured.seconds for measured in rounds]
+    floor_seconds = [measured.floor for measured in rounds]
+    mixed_seconds = [measured.mixed_floor for measured in rounds]
+    full_requests, configs = rounds[0].requests, rounds[0].configs
     rss_sync = peak_rss_mb()
 
     started = time.monotonic()
     _, base_requests = baseline_sync(server.url)
     base_seconds = time.monotonic() - started
-
-    connection.close()  # the relay is a forked process
-    with latency_relay(server.url, options.latency_ms / 1000) as relay_url:
-        added_ms = added_latency_ms(server.url, relay_url)
-        slow_regui_seconds, slow_full, _ = regui_sync(relay_url, options.concurrency)
-        started = time.monotonic()
-        sample_tags, sample_requests = baseline_sync(relay_url, options.baseline_sample)
-        # Sequential, so linear in its requests: scaled to the loopback walk's request count.
-        slow_base_seconds = (time.monotonic() - started) * base_requests / sample_requests
+    added_ms, slow_regui_seconds, sample_tags, slow_base_seconds = latency_rounds(
+        server, options, base_requests
+    )
 
     latency = f"{options.latency_ms:g} ms latency"
     print(f"the relay adds {added_ms:.1f} ms per request (asked: {options.latency_ms:g} ms)")
-    print(f"{'':44}{'seconds':>9}{'tags/s':>9}{'requests':>10}")
+    print(f"{'':44}{'requests':>9}  seconds: median  (each round)")
     lines = [
-        ("RegUI full sync, loopback", regui_seconds, full["requests"]),
-        ("baseline (sequential), loopback", base_seconds, base_requests),
-        (f"RegUI full sync, {latency}", slow_regui_seconds, slow_full["requests"]),
-        (f"baseline, {latency} (from {sample_tags} tags)", slow_base_seconds, base_requests),
-        ("RegUI no-change re-sync, loopback", resync_seconds, again["requests"]),
+        ("RegUI full sync, loopback", full_requests, regui_seconds),
+        ("baseline (sequential), loopback", base_requests, [base_seconds]),
+        (f"RegUI full sync, {latency}", full_requests, slow_regui_seconds),
+        (f"baseline, {latency} (from {sample_tags} tags)", base_requests, [slow_base_seconds]),
+        ("RegUI no-change re-sync, loopback", again["requests"], [resync_seconds]),
+        ("floor: ab -c 8 -k, one manifest", full_requests, floor_seconds),
+        (f"floor, the sync mix ({configs} config blobs)", full_requests, mixed_seconds),
     ]
-    for label, seconds, count in lines:
-        print(f"{label:44}{seconds:9.2f}{total_tags / seconds:9.0f}{count:>10}")
-    print(f"{'floor: ab -c 8 -k, one manifest':44}{floor[0]:9.2f}{'':9}"
-          f"{full['requests']:>10}  ({floor[1]} failed)")  # fmt: skip
-    print(f"{f'floor, the sync mix ({configs} config blobs)':44}{mixed_floor[0]:9.2f}{'':9}"
-          f"{full['requests']:>10}  ({mixed_floor[1]} failed)")  # fmt: skip
+    for label, count, seconds in lines:
+        print(f"{label:44}{count:>9}  {spread(seconds)}")
+    failed = sum(measured.floor_failures for measured in rounds)
+    print(f"{'':44}{'':9}  ({failed} floor requests failed)")
     print()
-    print(f"speed-up vs baseline, loopback:       {base_seconds / regui_seconds:6.1f}x")
-    print(f"speed-up vs baseline, {latency}: {slow_base_seconds / slow_regui_seconds:6.1f}x"
-          "   (target >= 15x)")  # fmt: skip
-    print(f"RegUI / floor, loopback:              {regui_seconds / floor[0]:6.2f}"
-          "    (target <= 2)")  # fmt: skip
-    print(f"RegUI / floor of the sync mix:        {regui_seconds / mixed_floor[0]:6.2f}")
-    print(f"requests per tag, no-change re-sync:  {again['requests'] / total_tags:6.3f}"
-          "    (target <= 1.05)")  # fmt: skip
+    base_ratios = [base_seconds / seconds for seconds in regui_seconds]
+    slow_ratios = [slow_base_seconds / seconds for seconds in slow_regui_seconds]
+    # Each round's sync against the floors measured right after it.
+    floor_ratios = [ours / floor for ours, floor in zip(regui_seconds, floor_seconds, strict=True)]
+    mixed_ratios = [ours / floor for ours, floor in zip(regui_seconds, mixed_seconds, strict=True)]
+    print(f"speed-up vs baseline, loopback:        {spread(base_ratios, 1)}")
+    print(f"speed-up vs baseline, {latency}:  {spread(slow_ratios, 1)}   (target >= 15x)")
+    print(f"RegUI / floor, loopback:               {spread(floor_ratios)}   (target <= 2)")
+    print(f"RegUI / floor of the sync mix:         {spread(mixed_ratios)}")
+    print(
+        f"requests per tag, no-change re-sync:   {again['requests'] / total_tags:.3f}"
+        "   (target <= 1.05)"
+    )
     print(f"peak RSS: {rss_sync:.0f} MB after the syncs (Django loaded: {rss_start:.0f} MB), "
           f"{peak_rss_mb():.0f} MB at the end   (target < 300 MB)")  # fmt: skip
 

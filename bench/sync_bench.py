@@ -252,9 +252,9 @@ class LoopbackRound:
     floor_failures: int
 
     @classmethod
-    def measure(cls, server, options):
-        seconds, result, row = regui_sync(server.url, options.concurrency)
-        assert Tag.objects.filter(repository__registry=row).count() == options.repos * options.tags
+    def measure(cls, server, concurrency, total_tags):
+        seconds, result, row = regui_sync(server.url, concurrency)
+        assert Tag.objects.filter(repository__registry=row).count() == total_tags
         (floor, failed), (mixed, mixed_failed), configs = floors(
             server.url, row, result["requests"]
         )
@@ -269,11 +269,11 @@ def spread(values, digits=2):
     return median + "  (" + ", ".join(f"{value:.{digits}f}" for value in values) + ")"
 
 
-def loopback_rounds(server, options):
+def loopback_rounds(server, options, total_tags):
     """The loopback rounds, and a no-change re-sync of the first: (rounds, its result, seconds)."""
     rounds = []
     for number in range(options.rounds):
-        rounds.append(LoopbackRound.measure(server, options))
+        rounds.append(LoopbackRound.measure(server, options.concurrency, total_tags))
         if number == 0:
             started = time.monotonic()
             again = sync.sync_registry(rounds[0].row)
@@ -306,7 +306,7 @@ def run(options, server, total_tags):
     )
     rss_start = peak_rss_mb()
 
-    rounds, again, resync_seconds = loopback_rounds(server, options)
+    rounds, again, resync_seconds = loopback_rounds(server, options, total_tags)
     regui_seconds = [measured.seconds for measured in rounds]
     floor_seconds = [measured.floor for measured in rounds]
     mixed_seconds = [measured.mixed_floor for measured in rounds]
